@@ -1,0 +1,1 @@
+//! Examples that embed the obs-upgrade crates; see the `examples` targets.

@@ -1,0 +1,39 @@
+//! The example stack files load, say the same thing, and resolve per environment.
+
+use std::path::Path;
+
+use upgrade_core::config::Stack;
+use upgrade_core::policy::{Allow, Track};
+
+fn example(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+#[test]
+fn yaml_and_toml_examples_load_and_agree() {
+    let yaml = Stack::load(&example("stack.yaml"), None).unwrap();
+    let toml = Stack::load(&example("stack.toml"), None).unwrap();
+    assert_eq!(yaml.components, toml.components);
+    assert_eq!(yaml.phases, toml.phases);
+    assert_eq!(yaml.rules, toml.rules);
+    assert_eq!(yaml.environment.as_deref(), Some("production"));
+    assert_eq!(yaml.components.len(), 7);
+    assert_eq!(yaml.components["prometheus"].policy.track, Track::Lts);
+    assert_eq!(yaml.components["blackbox_exporter"].spec.port, Some(9115));
+}
+
+#[test]
+fn staging_environment_overrides() {
+    let s = Stack::load(&example("stack.yaml"), Some("staging")).unwrap();
+    assert_eq!(s.components["prometheus"].policy.track, Track::Latest);
+    assert_eq!(s.components["node_exporter"].policy.allow, Allow::Major);
+    assert_eq!(s.components["mysqld_exporter"].policy.allow, Allow::Patch);
+    let err = Stack::load(&example("stack.yaml"), Some("qa")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown environment `qa`; defined: production, staging"),
+        "{err}"
+    );
+}

@@ -1,0 +1,640 @@
+//! The built-in catalog: upstream facts about well-known components.
+//!
+//! A stack file names a component and a policy; everything else comes from
+//! here unless the stack file overrides it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::civil::date;
+use semver::VersionReq;
+use serde::{Deserialize, Serialize};
+
+use crate::rules::{BreakingChange, EndOfLife, Requires, Rules, SteppingStone};
+use crate::version::Version;
+
+/// Where releases are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The GitHub releases API (or GitHub Enterprise, or a mirror that speaks it).
+    #[default]
+    Github,
+    /// The GitLab releases API.
+    Gitlab,
+    /// A plain mirror directory or `file://` URL, for air-gapped hosts.
+    Mirror,
+}
+
+/// How a release asset is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveKind {
+    /// A gzip-compressed tarball.
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    /// A zip file.
+    Zip,
+    /// The binary itself.
+    Raw,
+}
+
+impl fmt::Display for ArchiveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArchiveKind::TarGz => "tar.gz",
+            ArchiveKind::Zip => "zip",
+            ArchiveKind::Raw => "raw",
+        })
+    }
+}
+
+/// A binary shipped in a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinarySpec {
+    /// The installed name (`promtool`), linked from `/usr/local/bin`.
+    pub name: String,
+    /// Its path inside the archive, a template (`{artifact}-{version}.{os}-{arch}/promtool`).
+    pub path: String,
+}
+
+/// How a running service reloads its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Reload {
+    /// Send this signal (`HUP`).
+    Signal(String),
+    /// POST to this path on the service's port (`/-/reload`).
+    Http(String),
+}
+
+/// Everything known about one component. Templates take `{artifact}`,
+/// `{version}` (no leading `v`), `{os}` and `{arch}`; commands also take
+/// `{dir}` (the release directory) and `{config}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSpec {
+    /// Where releases are listed.
+    pub source: SourceKind,
+    /// `owner/name` on GitHub, the project path on GitLab, or the mirror's folder name.
+    pub repo: String,
+    /// API base URL (GitHub Enterprise, GitLab, a local mirror); `None` is the public service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Only tags starting with one of these are releases (empty: every tag).
+    #[serde(default)]
+    pub tag_prefixes: Vec<String>,
+    /// The base name upstream gives its assets (`nginx-prometheus-exporter`).
+    pub artifact: String,
+    /// The asset file name template.
+    pub asset: String,
+    /// How the asset is packed.
+    pub archive: ArchiveKind,
+    /// The archive's single top directory, stripped on extraction (template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_dir: Option<String>,
+    /// The binaries it ships; the first is the service's own.
+    pub binaries: Vec<BinarySpec>,
+    /// The checksum file's name template (`sha256sums.txt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksums: Option<String>,
+    /// Asset spelling of Go architecture names where upstream differs (`arm` → `armv7`).
+    #[serde(default)]
+    pub arch_names: BTreeMap<String, String>,
+    /// The word before the version in `--version` output.
+    pub version_marker: String,
+    /// The `*_build_info` metric carrying the running version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_info: Option<String>,
+    /// The default listen port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The liveness path (`/-/healthy`, `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
+    /// The readiness path (`/-/ready`, `/ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_path: Option<String>,
+    /// The main configuration file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_path: Option<String>,
+    /// The configuration check, run with the new release's binaries (argv template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_check: Option<Vec<String>>,
+    /// How to reload configuration without a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<Reload>,
+    /// The systemd unit.
+    pub unit: String,
+    /// The phase it belongs to by default.
+    pub phase: String,
+    /// LTS lines (`~2.53`, `~3.5`) for `track: lts`.
+    #[serde(default)]
+    pub lts: Vec<VersionReq>,
+    /// Seconds a restart may take before health checks give up.
+    pub health_deadline_secs: u64,
+    /// Install without any checksum or digest (refused otherwise).
+    #[serde(default)]
+    pub allow_unverified: bool,
+}
+
+/// An operating system and architecture in Go's spelling (`linux`, `amd64`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// `linux`, `darwin`, …
+    pub os: String,
+    /// `amd64`, `arm64`, `arm`, `386`, …
+    pub arch: String,
+}
+
+impl Platform {
+    /// A platform from Go names.
+    pub fn new(os: &str, arch: &str) -> Self {
+        Platform {
+            os: os.to_owned(),
+            arch: arch.to_owned(),
+        }
+    }
+
+    /// The platform this program runs on.
+    pub fn current() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64",
+            "s390x" => "s390x",
+            "riscv64" => "riscv64",
+            a if a.starts_with("arm") => "arm",
+            other => other,
+        };
+        Platform::new(std::env::consts::OS, arch)
+    }
+}
+
+impl ComponentSpec {
+    /// Fills a template for a version and platform.
+    pub fn render(&self, template: &str, version: &Version, platform: &Platform) -> String {
+        let arch = self
+            .arch_names
+            .get(&platform.arch)
+            .unwrap_or(&platform.arch);
+        template
+            .replace("{artifact}", &self.artifact)
+            .replace("{version}", &version.to_string())
+            .replace("{os}", &platform.os)
+            .replace("{arch}", arch)
+    }
+
+    /// The asset's file name.
+    pub fn asset_name(&self, version: &Version, platform: &Platform) -> String {
+        self.render(&self.asset, version, platform)
+    }
+
+    /// The top directory stripped on extraction, if any.
+    pub fn top_dir_name(&self, version: &Version, platform: &Platform) -> Option<String> {
+        self.top_dir
+            .as_ref()
+            .map(|t| self.render(t, version, platform))
+    }
+
+    /// Each binary's installed name with its path inside the archive.
+    pub fn binary_paths(&self, version: &Version, platform: &Platform) -> Vec<(String, String)> {
+        self.binaries
+            .iter()
+            .map(|b| (b.name.clone(), self.render(&b.path, version, platform)))
+            .collect()
+    }
+
+    /// The checksum file's name, if upstream publishes one.
+    pub fn checksums_name(&self, version: &Version, platform: &Platform) -> Option<String> {
+        self.checksums
+            .as_ref()
+            .map(|t| self.render(t, version, platform))
+    }
+
+    /// The tag a release of `version` is expected under, for display.
+    pub fn main_binary(&self) -> &str {
+        self.binaries
+            .first()
+            .map_or(self.artifact.as_str(), |b| b.name.as_str())
+    }
+
+    /// Whether a tag belongs to this component's releases.
+    pub fn tag_is_release(&self, tag: &str) -> bool {
+        self.tag_prefixes.is_empty()
+            || self
+                .tag_prefixes
+                .iter()
+                .any(|p| tag.starts_with(p.as_str()))
+    }
+}
+
+/// The default phases, in order.
+pub const DEFAULT_PHASES: [&str; 4] = ["exporters", "alerting", "prometheus", "logs"];
+
+fn promu(repo: &str, artifact: &str, binaries: &[&str], port: u16, phase: &str) -> ComponentSpec {
+    ComponentSpec {
+        source: SourceKind::Github,
+        repo: repo.into(),
+        api_url: None,
+        tag_prefixes: vec!["v".into()],
+        artifact: artifact.into(),
+        asset: "{artifact}-{version}.{os}-{arch}.tar.gz".into(),
+        archive: ArchiveKind::TarGz,
+        top_dir: Some("{artifact}-{version}.{os}-{arch}".into()),
+        binaries: binaries
+            .iter()
+            .map(|b| BinarySpec {
+                name: (*b).into(),
+                path: format!("{{artifact}}-{{version}}.{{os}}-{{arch}}/{b}"),
+            })
+            .collect(),
+        checksums: Some("sha256sums.txt".into()),
+        arch_names: [("arm".to_string(), "armv7".to_string())].into(),
+        version_marker: "version".into(),
+        build_info: Some(format!("{artifact}_build_info")),
+        port: Some(port),
+        health_path: Some("/metrics".into()),
+        ready_path: None,
+        config_path: None,
+        config_check: None,
+        reload: None,
+        unit: format!("{artifact}.service"),
+        phase: phase.into(),
+        lts: Vec::new(),
+        health_deadline_secs: 30,
+        allow_unverified: false,
+    }
+}
+
+fn grafana(repo: &str, artifact: &str, port: u16, ready: &str, phase: &str) -> ComponentSpec {
+    ComponentSpec {
+        source: SourceKind::Github,
+        repo: repo.into(),
+        api_url: None,
+        tag_prefixes: vec!["v".into()],
+        artifact: artifact.into(),
+        asset: "{artifact}-{os}-{arch}.zip".into(),
+        archive: ArchiveKind::Zip,
+        top_dir: None,
+        binaries: vec![BinarySpec {
+            name: artifact.into(),
+            path: "{artifact}-{os}-{arch}".into(),
+        }],
+        checksums: Some("SHA256SUMS".into()),
+        arch_names: BTreeMap::new(),
+        version_marker: "version".into(),
+        build_info: Some(format!("{artifact}_build_info")),
+        port: Some(port),
+        health_path: Some("/metrics".into()),
+        ready_path: Some(ready.into()),
+        config_path: None,
+        config_check: None,
+        reload: None,
+        unit: format!("{artifact}.service"),
+        phase: phase.into(),
+        lts: Vec::new(),
+        health_deadline_secs: 60,
+        allow_unverified: false,
+    }
+}
+
+fn req(s: &str) -> VersionReq {
+    VersionReq::parse(s).expect("built-in range is valid")
+}
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// The built-in catalog: every well-known component by name.
+pub fn builtin() -> BTreeMap<String, ComponentSpec> {
+    let mut c = BTreeMap::new();
+    c.insert(
+        "node_exporter".into(),
+        promu(
+            "prometheus/node_exporter",
+            "node_exporter",
+            &["node_exporter"],
+            9100,
+            "exporters",
+        ),
+    );
+    c.insert(
+        "mysqld_exporter".into(),
+        promu(
+            "prometheus/mysqld_exporter",
+            "mysqld_exporter",
+            &["mysqld_exporter"],
+            9104,
+            "exporters",
+        ),
+    );
+
+    let mut am = promu(
+        "prometheus/alertmanager",
+        "alertmanager",
+        &["alertmanager", "amtool"],
+        9093,
+        "alerting",
+    );
+    am.health_path = Some("/-/healthy".into());
+    am.ready_path = Some("/-/ready".into());
+    am.config_path = Some("/etc/alertmanager/alertmanager.yml".into());
+    am.config_check = Some(argv(&["{dir}/amtool", "check-config", "{config}"]));
+    am.reload = Some(Reload::Http("/-/reload".into()));
+    c.insert("alertmanager".into(), am);
+
+    let mut prom = promu(
+        "prometheus/prometheus",
+        "prometheus",
+        &["prometheus", "promtool"],
+        9090,
+        "prometheus",
+    );
+    // Prometheus also tags Go-module versions v0.3xx.y: only v2/v3 are releases.
+    prom.tag_prefixes = vec!["v2.".into(), "v3.".into()];
+    prom.health_path = Some("/-/healthy".into());
+    prom.ready_path = Some("/-/ready".into());
+    prom.config_path = Some("/etc/prometheus/prometheus.yml".into());
+    prom.config_check = Some(argv(&["{dir}/promtool", "check", "config", "{config}"]));
+    prom.reload = Some(Reload::Signal("HUP".into()));
+    prom.lts = vec![req("~2.53"), req("~3.5")];
+    prom.health_deadline_secs = 120;
+    c.insert("prometheus".into(), prom);
+
+    c.insert(
+        "nginx_exporter".into(),
+        ComponentSpec {
+            source: SourceKind::Github,
+            repo: "nginx/nginx-prometheus-exporter".into(),
+            api_url: None,
+            tag_prefixes: vec!["v".into()],
+            artifact: "nginx-prometheus-exporter".into(),
+            asset: "{artifact}_{version}_{os}_{arch}.tar.gz".into(),
+            archive: ArchiveKind::TarGz,
+            top_dir: None,
+            binaries: vec![BinarySpec {
+                name: "nginx-prometheus-exporter".into(),
+                path: "nginx-prometheus-exporter".into(),
+            }],
+            checksums: Some("{artifact}_{version}_checksums.txt".into()),
+            arch_names: [("arm".to_string(), "armv7".to_string())].into(),
+            version_marker: "version".into(),
+            build_info: Some("nginx_exporter_build_info".into()),
+            port: Some(9113),
+            health_path: Some("/metrics".into()),
+            ready_path: None,
+            config_path: None,
+            config_check: None,
+            reload: None,
+            unit: "nginx_exporter.service".into(),
+            phase: "exporters".into(),
+            lts: Vec::new(),
+            health_deadline_secs: 30,
+            allow_unverified: false,
+        },
+    );
+
+    let mut loki = grafana("grafana/loki", "loki", 3100, "/ready", "logs");
+    loki.config_path = Some("/etc/loki/config.yml".into());
+    loki.config_check = Some(argv(&[
+        "{dir}/loki",
+        "-verify-config",
+        "-config.file={config}",
+    ]));
+    loki.health_deadline_secs = 120;
+    c.insert("loki".into(), loki);
+
+    let mut promtail = grafana("grafana/loki", "promtail", 9080, "/ready", "logs");
+    promtail.config_path = Some("/etc/promtail/config.yml".into());
+    promtail.config_check = Some(argv(&[
+        "{dir}/promtail",
+        "-check-syntax",
+        "-config.file={config}",
+    ]));
+    c.insert("promtail".into(), promtail);
+
+    let mut alloy = grafana("grafana/alloy", "alloy", 12345, "/-/ready", "logs");
+    alloy.config_path = Some("/etc/alloy/config.alloy".into());
+    alloy.config_check = Some(argv(&["{dir}/alloy", "validate", "{config}"]));
+    c.insert("alloy".into(), alloy);
+    c
+}
+
+/// The built-in compatibility rules for the known stack.
+pub fn builtin_rules() -> Rules {
+    Rules {
+        requires: vec![Requires {
+            component: "prometheus".into(),
+            versions: req(">=3.0.0"),
+            needs: "alertmanager".into(),
+            needs_versions: req(">=0.16.0"),
+            note: Some("Prometheus 3 speaks only the Alertmanager v2 API".into()),
+        }],
+        stepping_stones: vec![SteppingStone {
+            component: "prometheus".into(),
+            crossing: Version::new(3, 0, 0),
+            via: req("~2.55"),
+            note: Some("a 3.x TSDB is readable only by 2.55 or later, so 2.55.x is the last safe rollback point".into()),
+        }],
+        end_of_life: vec![EndOfLife {
+            component: "promtail".into(),
+            date: date(2026, 3, 2),
+            successor: Some("alloy".into()),
+            last_release: Some(Version::new(3, 6, 11)),
+        }],
+        breaking: vec![
+            BreakingChange {
+                component: "prometheus".into(),
+                crossing: Version::new(3, 0, 0),
+                note: "Prometheus 3 changes defaults (UTF-8 names, scrape protocols, removed flags); read the migration guide".into(),
+            },
+            BreakingChange {
+                component: "nginx_exporter".into(),
+                crossing: Version::new(1, 0, 0),
+                note: "nginx-prometheus-exporter 1.0 renamed its command-line flags to the --nginx.* / --web.* form".into(),
+            },
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    struct Expect {
+        name: &'static str,
+        version: &'static str,
+        asset: [&'static str; 2],
+        kind: ArchiveKind,
+        inner: [&'static str; 2],
+        checksums: &'static str,
+    }
+
+    #[test]
+    fn asset_names_match_upstream() {
+        let cases = [
+            Expect {
+                name: "node_exporter",
+                version: "1.9.1",
+                asset: [
+                    "node_exporter-1.9.1.linux-amd64.tar.gz",
+                    "node_exporter-1.9.1.linux-arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: [
+                    "node_exporter-1.9.1.linux-amd64/node_exporter",
+                    "node_exporter-1.9.1.linux-arm64/node_exporter",
+                ],
+                checksums: "sha256sums.txt",
+            },
+            Expect {
+                name: "prometheus",
+                version: "3.5.0",
+                asset: [
+                    "prometheus-3.5.0.linux-amd64.tar.gz",
+                    "prometheus-3.5.0.linux-arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: [
+                    "prometheus-3.5.0.linux-amd64/prometheus",
+                    "prometheus-3.5.0.linux-arm64/prometheus",
+                ],
+                checksums: "sha256sums.txt",
+            },
+            Expect {
+                name: "alertmanager",
+                version: "0.28.1",
+                asset: [
+                    "alertmanager-0.28.1.linux-amd64.tar.gz",
+                    "alertmanager-0.28.1.linux-arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: [
+                    "alertmanager-0.28.1.linux-amd64/alertmanager",
+                    "alertmanager-0.28.1.linux-arm64/alertmanager",
+                ],
+                checksums: "sha256sums.txt",
+            },
+            Expect {
+                name: "mysqld_exporter",
+                version: "0.17.2",
+                asset: [
+                    "mysqld_exporter-0.17.2.linux-amd64.tar.gz",
+                    "mysqld_exporter-0.17.2.linux-arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: [
+                    "mysqld_exporter-0.17.2.linux-amd64/mysqld_exporter",
+                    "mysqld_exporter-0.17.2.linux-arm64/mysqld_exporter",
+                ],
+                checksums: "sha256sums.txt",
+            },
+            Expect {
+                name: "nginx_exporter",
+                version: "1.4.1",
+                asset: [
+                    "nginx-prometheus-exporter_1.4.1_linux_amd64.tar.gz",
+                    "nginx-prometheus-exporter_1.4.1_linux_arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: ["nginx-prometheus-exporter", "nginx-prometheus-exporter"],
+                checksums: "nginx-prometheus-exporter_1.4.1_checksums.txt",
+            },
+            Expect {
+                name: "loki",
+                version: "3.5.0",
+                asset: ["loki-linux-amd64.zip", "loki-linux-arm64.zip"],
+                kind: ArchiveKind::Zip,
+                inner: ["loki-linux-amd64", "loki-linux-arm64"],
+                checksums: "SHA256SUMS",
+            },
+            Expect {
+                name: "promtail",
+                version: "3.6.11",
+                asset: ["promtail-linux-amd64.zip", "promtail-linux-arm64.zip"],
+                kind: ArchiveKind::Zip,
+                inner: ["promtail-linux-amd64", "promtail-linux-arm64"],
+                checksums: "SHA256SUMS",
+            },
+            Expect {
+                name: "alloy",
+                version: "1.18.1",
+                asset: ["alloy-linux-amd64.zip", "alloy-linux-arm64.zip"],
+                kind: ArchiveKind::Zip,
+                inner: ["alloy-linux-amd64", "alloy-linux-arm64"],
+                checksums: "SHA256SUMS",
+            },
+        ];
+        let catalog = builtin();
+        assert_eq!(catalog.len(), cases.len(), "every catalog entry is tested");
+        for e in cases {
+            let spec = &catalog[e.name];
+            for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
+                let p = Platform::new("linux", arch);
+                let ver = v(e.version);
+                assert_eq!(spec.asset_name(&ver, &p), e.asset[i], "{} {arch}", e.name);
+                assert_eq!(spec.archive, e.kind, "{}", e.name);
+                assert_eq!(
+                    spec.binary_paths(&ver, &p)[0].1,
+                    e.inner[i],
+                    "{} {arch}",
+                    e.name
+                );
+                assert_eq!(
+                    spec.checksums_name(&ver, &p).as_deref(),
+                    Some(e.checksums),
+                    "{}",
+                    e.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn arm_uses_upstream_spelling() {
+        let cat = builtin();
+        let p = Platform::new("linux", "arm");
+        assert_eq!(
+            cat["node_exporter"].asset_name(&v("1.9.1"), &p),
+            "node_exporter-1.9.1.linux-armv7.tar.gz"
+        );
+        assert_eq!(
+            cat["loki"].asset_name(&v("3.5.0"), &p),
+            "loki-linux-arm.zip"
+        );
+    }
+
+    #[test]
+    fn prometheus_module_tags_are_not_releases() {
+        let prom = &builtin()["prometheus"];
+        assert!(prom.tag_is_release("v3.5.0"));
+        assert!(prom.tag_is_release("v2.53.3"));
+        assert!(!prom.tag_is_release("v0.303.0"));
+        assert!(builtin()["node_exporter"].tag_is_release("v1.9.1"));
+    }
+
+    #[test]
+    fn top_dir_and_binaries() {
+        let cat = builtin();
+        let p = Platform::new("linux", "amd64");
+        assert_eq!(
+            cat["prometheus"].top_dir_name(&v("3.5.0"), &p).as_deref(),
+            Some("prometheus-3.5.0.linux-amd64")
+        );
+        let bins: Vec<String> = cat["prometheus"]
+            .binary_paths(&v("3.5.0"), &p)
+            .into_iter()
+            .map(|b| b.0)
+            .collect();
+        assert_eq!(bins, ["prometheus", "promtool"]);
+        assert_eq!(cat["loki"].top_dir_name(&v("3.5.0"), &p), None);
+    }
+}
