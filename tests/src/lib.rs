@@ -1,1 +1,53 @@
-//! Workspace-level tests live under `tests/`.
+//! Test support shared by the workspace-level tests and their helper programs.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use upgrade_core::journal::{ComponentRecord, RunRecord, RunStatus, StepEvent, TxStep};
+use upgrade_core::version::Version;
+
+/// A deterministic run record for `(writer, i)` with `components` components,
+/// so that a reader can rebuild exactly what a writer wrote.
+pub fn sample_run(writer: u32, i: u64, components: usize) -> RunRecord {
+    let t = Timestamp::from_second(1_800_000_000 + i64::try_from(i).unwrap_or(0))
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let mut comps = BTreeMap::new();
+    for c in 0..components {
+        let mut rec = ComponentRecord::pending(
+            "exporters",
+            Some(Version::new(1, u64::try_from(c).unwrap_or(0), 0)),
+            Some(Version::new(1, u64::try_from(c).unwrap_or(0), i)),
+        );
+        for step in &TxStep::FORWARD[..(usize::try_from(i).unwrap_or(0) + c) % 8] {
+            rec.record(*step, StepEvent::Began, t);
+            rec.record(
+                *step,
+                StepEvent::Done {
+                    result: format!("ok {i}"),
+                },
+                t,
+            );
+        }
+        comps.insert(format!("component_{c:03}"), rec);
+    }
+    RunRecord {
+        id: format!("w{writer}-{i}"),
+        started_at: t,
+        updated_at: t,
+        host: "test-host".into(),
+        user: "root".into(),
+        command: vec!["obs-upgrade".into(), "apply".into()],
+        mode: "standard".into(),
+        environment: Some("production".into()),
+        status: RunStatus::Upgrading,
+        phases: vec![],
+        components: comps,
+        checkpoints: vec![],
+    }
+}
+
+/// Parses an id written by [`sample_run`].
+pub fn parse_sample_id(id: &str) -> Option<(u32, u64)> {
+    let (w, i) = id.strip_prefix('w')?.split_once('-')?;
+    Some((w.parse().ok()?, i.parse().ok()?))
+}

@@ -6,6 +6,8 @@
 //! - [`catalog`]: upstream facts about well-known components.
 //! - [`config`]: the stack file (YAML or TOML) and its resolution.
 //! - [`planner`]: installed + available + policy → ordered phases of steps.
+//! - [`journal`]: the run record, its status machine, step journal, resume point.
+//! - [`ports`]: the traits adapters implement ([`ports::Journal`] so far).
 //!
 //! No network, no processes: the other crates do I/O and call into this one.
 //!
@@ -40,8 +42,10 @@
 
 pub mod catalog;
 pub mod config;
+pub mod journal;
 pub mod planner;
 pub mod policy;
+pub mod ports;
 pub mod rules;
 pub mod version;
 

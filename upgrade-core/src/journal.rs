@@ -1,0 +1,811 @@
+//! The journal's data model: the run record, its status machine, each
+//! component's step journal, checkpoints, history records, and the pure
+//! resume-point function.
+//!
+//! Storage lives elsewhere (upgrade-state); the engine only needs these types
+//! and the [`crate::ports::Journal`] port.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::version::Version;
+
+/// The state of a whole run.
+///
+/// ```text
+/// IDLE → PLANNING → BACKING_UP → UPGRADING → VALIDATING → COMPLETED
+///                       ↑                         │
+///                       └──── next component ─────┘
+/// UPGRADING / VALIDATING → ROLLING_BACK → ROLLED_BACK (→ BACKING_UP to go on)
+/// any active state → FAILED;  COMPLETED / ROLLED_BACK / FAILED → IDLE only by reset
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    /// No run.
+    Idle,
+    /// Computing the plan and running preflight.
+    Planning,
+    /// Backing up a component's files.
+    BackingUp,
+    /// Staging and switching a component.
+    Upgrading,
+    /// Health-checking a component.
+    Validating,
+    /// Every step done.
+    Completed,
+    /// Undoing a component's switch.
+    RollingBack,
+    /// A rollback finished; the host is at its old versions.
+    RolledBack,
+    /// The run stopped on an error it could not undo by itself.
+    Failed,
+}
+
+impl RunStatus {
+    /// Whether a run in this status is still under way (resume would continue it).
+    pub fn is_active(self) -> bool {
+        !matches!(
+            self,
+            RunStatus::Idle | RunStatus::Completed | RunStatus::RolledBack | RunStatus::Failed
+        )
+    }
+
+    /// Whether `self → next` is allowed. Staying in the same status is allowed
+    /// (a resumed step records it again). Leaving a finished status for IDLE
+    /// is only done by [`RunRecord::reset`].
+    pub fn can_become(self, next: RunStatus) -> bool {
+        use RunStatus::{
+            BackingUp, Completed, Failed, Idle, Planning, RolledBack, RollingBack, Upgrading,
+            Validating,
+        };
+        if self == next {
+            return true;
+        }
+        if next == Failed {
+            return self.is_active();
+        }
+        matches!(
+            (self, next),
+            (Idle, Planning)
+                | (Planning, BackingUp | Completed)
+                | (BackingUp, Upgrading)
+                | (Upgrading, Validating | RollingBack)
+                | (Validating, BackingUp | Completed | RollingBack)
+                | (RollingBack, RolledBack)
+                | (RolledBack, BackingUp)
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl RunStatus {
+    /// The name as written in the state file (`BACKING_UP`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Idle => "IDLE",
+            RunStatus::Planning => "PLANNING",
+            RunStatus::BackingUp => "BACKING_UP",
+            RunStatus::Upgrading => "UPGRADING",
+            RunStatus::Validating => "VALIDATING",
+            RunStatus::Completed => "COMPLETED",
+            RunStatus::RollingBack => "ROLLING_BACK",
+            RunStatus::RolledBack => "ROLLED_BACK",
+            RunStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// A transition the status machine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "run status cannot go from {from} to {to}; a finished run goes back to IDLE only by an explicit reset"
+)]
+pub struct InvalidTransition {
+    /// The current status.
+    pub from: RunStatus,
+    /// The refused next status.
+    pub to: RunStatus,
+}
+
+/// One step of the per-component transaction, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStep {
+    /// Find the installed (and running) version.
+    Detect,
+    /// Disk, lock, window, health, compatibility, config check with the new binary.
+    Preflight,
+    /// Download, verify, extract into the store.
+    Stage,
+    /// The new binary reports the target version.
+    Smoke,
+    /// Back up configuration and unit files.
+    Backup,
+    /// Stop, swap `current`, start.
+    Switch,
+    /// Health probes within the deadline.
+    Verify,
+    /// Record success.
+    Commit,
+    /// Rollback: swap `current` back.
+    RollbackSwap,
+    /// Rollback: restore the backed-up files.
+    RollbackRestore,
+    /// Rollback: restart the old version.
+    RollbackRestart,
+    /// Rollback: verify the old version is healthy.
+    RollbackVerify,
+}
+
+impl TxStep {
+    /// The forward steps in order.
+    pub const FORWARD: [TxStep; 8] = [
+        TxStep::Detect,
+        TxStep::Preflight,
+        TxStep::Stage,
+        TxStep::Smoke,
+        TxStep::Backup,
+        TxStep::Switch,
+        TxStep::Verify,
+        TxStep::Commit,
+    ];
+    /// The rollback steps in order.
+    pub const ROLLBACK: [TxStep; 4] = [
+        TxStep::RollbackSwap,
+        TxStep::RollbackRestore,
+        TxStep::RollbackRestart,
+        TxStep::RollbackVerify,
+    ];
+
+    /// Whether this is a rollback step.
+    pub fn is_rollback(self) -> bool {
+        self >= TxStep::RollbackSwap
+    }
+
+    /// Whether the host may have changed once this step began (a failure
+    /// from here on needs a rollback).
+    pub fn changes_service(self) -> bool {
+        matches!(self, TxStep::Switch | TxStep::Verify | TxStep::Commit)
+    }
+
+    /// The step after this one in its sequence (`None` after the last).
+    pub fn next(self) -> Option<TxStep> {
+        let seq: &[TxStep] = if self.is_rollback() {
+            &Self::ROLLBACK
+        } else {
+            &Self::FORWARD
+        };
+        let i = seq.iter().position(|s| *s == self)?;
+        seq.get(i + 1).copied()
+    }
+}
+
+impl fmt::Display for TxStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            TxStep::Detect => "detect",
+            TxStep::Preflight => "preflight",
+            TxStep::Stage => "stage",
+            TxStep::Smoke => "smoke",
+            TxStep::Backup => "backup",
+            TxStep::Switch => "switch",
+            TxStep::Verify => "verify",
+            TxStep::Commit => "commit",
+            TxStep::RollbackSwap => "rollback_swap",
+            TxStep::RollbackRestore => "rollback_restore",
+            TxStep::RollbackRestart => "rollback_restart",
+            TxStep::RollbackVerify => "rollback_verify",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What happened at a journal point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum StepEvent {
+    /// Recorded before the side effect.
+    Began,
+    /// Recorded after it succeeded, with a short result.
+    Done {
+        /// What the step found or did.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        result: String,
+    },
+    /// Recorded when it failed.
+    Failed {
+        /// The error, as the operator will read it.
+        error: String,
+    },
+}
+
+/// One line of a component's step journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The step.
+    pub step: TxStep,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: StepEvent,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Where a component stands in the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ComponentStatus {
+    /// Not started.
+    Pending,
+    /// Under way.
+    InProgress {
+        /// The step it is at.
+        step: TxStep,
+    },
+    /// Upgraded and healthy.
+    Completed,
+    /// Failed before the service was touched, or a rollback failed.
+    Failed,
+    /// Failed after the switch and rolled back to the old version.
+    RolledBack,
+    /// Left alone (nothing to do, not approved, outside the scope).
+    Skipped,
+}
+
+/// A health result kept for the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// Whether every probe passed.
+    pub healthy: bool,
+    /// Per-probe detail.
+    pub detail: Vec<String>,
+}
+
+/// Everything the journal keeps about one component in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRecord {
+    /// Where it stands.
+    #[serde(flatten)]
+    pub status: ComponentStatus,
+    /// The phase it belongs to.
+    pub phase: String,
+    /// The version before the run.
+    pub from: Option<Version>,
+    /// The version the run moves it to.
+    pub to: Option<Version>,
+    /// How many times the transaction was started (resume counts).
+    pub attempts: u32,
+    /// When it started.
+    pub started_at: Option<Timestamp>,
+    /// When it last changed.
+    pub updated_at: Option<Timestamp>,
+    /// The step journal, oldest first.
+    pub journal: Vec<JournalEntry>,
+    /// Where its files were backed up.
+    pub backup: Option<String>,
+    /// The verified artifact's SHA-256.
+    pub artifact_sha256: Option<String>,
+    /// The last health result.
+    pub health: Option<HealthRecord>,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+impl ComponentRecord {
+    /// A pending component.
+    pub fn pending(phase: &str, from: Option<Version>, to: Option<Version>) -> Self {
+        ComponentRecord {
+            status: ComponentStatus::Pending,
+            phase: phase.to_owned(),
+            from,
+            to,
+            attempts: 0,
+            started_at: None,
+            updated_at: None,
+            journal: Vec::new(),
+            backup: None,
+            artifact_sha256: None,
+            health: None,
+            last_error: None,
+        }
+    }
+
+    /// Records a journal point and keeps the status in step with it.
+    pub fn record(&mut self, step: TxStep, event: StepEvent, at: Timestamp) {
+        if self.started_at.is_none() {
+            self.started_at = Some(at);
+        }
+        self.updated_at = Some(at);
+        if let StepEvent::Failed { error } = &event {
+            self.last_error = Some(error.clone());
+        }
+        self.status = match (&event, step) {
+            (StepEvent::Done { .. }, TxStep::Commit) => ComponentStatus::Completed,
+            (StepEvent::Done { .. }, TxStep::RollbackVerify) => ComponentStatus::RolledBack,
+            (StepEvent::Failed { .. }, s) if s.is_rollback() => ComponentStatus::Failed,
+            (StepEvent::Failed { .. }, s) if !s.changes_service() => ComponentStatus::Failed,
+            _ => ComponentStatus::InProgress { step },
+        };
+        self.journal.push(JournalEntry { step, event, at });
+    }
+}
+
+/// The status of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseStatus {
+    /// Not started.
+    Pending,
+    /// Under way.
+    InProgress,
+    /// Every component done or skipped.
+    Completed,
+    /// A component failed.
+    Failed,
+    /// Rolled back as a whole (atomic phase).
+    RolledBack,
+}
+
+/// A phase of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// Its name.
+    pub name: String,
+    /// Its status.
+    pub status: PhaseStatus,
+    /// Its components, in order.
+    pub components: Vec<String>,
+}
+
+/// A named point the run can be rolled back to: every component's version then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Its name (`before-run`, `after-phase:exporters`).
+    pub name: String,
+    /// When it was taken.
+    pub at: Timestamp,
+    /// Versions by component.
+    pub versions: BTreeMap<String, Version>,
+}
+
+/// The record of one run: what the state file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unique id (`20261121T053400Z-1a2b`).
+    pub id: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// The host.
+    pub host: String,
+    /// The user.
+    pub user: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// `dry-run`, `safe`, `standard`, `fast`, `rollback`…
+    pub mode: String,
+    /// The environment.
+    pub environment: Option<String>,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// Phases in order.
+    pub phases: Vec<PhaseRecord>,
+    /// Components by name.
+    pub components: BTreeMap<String, ComponentRecord>,
+    /// Checkpoints, oldest first.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+impl RunRecord {
+    /// Moves the run to `next`, refusing transitions the machine forbids.
+    pub fn transition(&mut self, next: RunStatus, at: Timestamp) -> Result<(), InvalidTransition> {
+        if !self.status.can_become(next) {
+            return Err(InvalidTransition {
+                from: self.status,
+                to: next,
+            });
+        }
+        self.status = next;
+        self.updated_at = at;
+        Ok(())
+    }
+
+    /// The explicit way back to IDLE from a finished run; an active run is
+    /// refused (finish or resume it first).
+    pub fn reset(&mut self, at: Timestamp) -> Result<(), InvalidTransition> {
+        if self.status.is_active() {
+            return Err(InvalidTransition {
+                from: self.status,
+                to: RunStatus::Idle,
+            });
+        }
+        self.status = RunStatus::Idle;
+        self.updated_at = at;
+        Ok(())
+    }
+}
+
+/// What remains for one component after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ResumeAction {
+    /// Nothing: finished, skipped, or failed before touching the service.
+    Nothing,
+    /// Run the forward transaction from this step (steps are idempotent).
+    ContinueFrom {
+        /// The first step to run.
+        step: TxStep,
+    },
+    /// A rollback must be finished first, from this rollback step.
+    FinishRollback {
+        /// The first rollback step to run.
+        step: TxStep,
+    },
+}
+
+/// The resume point of one component, from its journal alone.
+///
+/// - no entry: start at `detect`;
+/// - last entry *began*: that step again (idempotent, the effect may or may not have happened);
+/// - last entry *done*: the next step; `commit` or `rollback_verify` done: nothing;
+/// - a forward step *failed* before `switch`: nothing (the service was not touched);
+/// - `switch`, `verify` or `commit` *failed*: a rollback from its first step;
+/// - any rollback step seen and not finished: finish the rollback from where it stands;
+/// - a rollback step *failed*: the same step again.
+pub fn resume_point(record: &ComponentRecord) -> ResumeAction {
+    match record.status {
+        ComponentStatus::Completed | ComponentStatus::RolledBack | ComponentStatus::Skipped => {
+            return ResumeAction::Nothing;
+        }
+        ComponentStatus::Failed
+            if !record
+                .journal
+                .iter()
+                .any(|e| e.step.changes_service() || e.step.is_rollback()) =>
+        {
+            return ResumeAction::Nothing;
+        }
+        _ => {}
+    }
+    let Some(last) = record.journal.last() else {
+        return ResumeAction::ContinueFrom {
+            step: TxStep::Detect,
+        };
+    };
+    let after = |step: TxStep| -> ResumeAction {
+        match step.next() {
+            None => ResumeAction::Nothing,
+            Some(n) if n.is_rollback() => ResumeAction::FinishRollback { step: n },
+            Some(n) => ResumeAction::ContinueFrom { step: n },
+        }
+    };
+    match (&last.event, last.step) {
+        (StepEvent::Began, s) if s.is_rollback() => ResumeAction::FinishRollback { step: s },
+        (StepEvent::Began, s) => ResumeAction::ContinueFrom { step: s },
+        (StepEvent::Done { .. }, s) => after(s),
+        (StepEvent::Failed { .. }, s) if s.is_rollback() => {
+            ResumeAction::FinishRollback { step: s }
+        }
+        (StepEvent::Failed { .. }, s) if s.changes_service() => ResumeAction::FinishRollback {
+            step: TxStep::RollbackSwap,
+        },
+        (StepEvent::Failed { .. }, _) => ResumeAction::Nothing,
+    }
+}
+
+/// What remains for every component of a run.
+pub fn resume_plan(run: &RunRecord) -> BTreeMap<String, ResumeAction> {
+    run.components
+        .iter()
+        .map(|(n, c)| (n.clone(), resume_point(c)))
+        .collect()
+}
+
+/// How a component ended in a run, for history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Upgraded and healthy.
+    Upgraded,
+    /// Already where it should be.
+    NothingToDo,
+    /// Left alone.
+    Skipped,
+    /// Failed without touching the service.
+    Failed,
+    /// Failed after the switch and rolled back.
+    RolledBack,
+}
+
+/// One line of the history log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum HistoryRecord {
+    /// A run ended.
+    Run {
+        /// The run id.
+        run_id: String,
+        /// When it started.
+        started_at: Timestamp,
+        /// When it ended.
+        finished_at: Timestamp,
+        /// Its final status.
+        status: RunStatus,
+        /// Its mode.
+        mode: String,
+        /// Its environment.
+        environment: Option<String>,
+        /// The host.
+        host: String,
+        /// The user.
+        user: String,
+        /// The command line.
+        command: Vec<String>,
+    },
+    /// A component's outcome in a run.
+    Component {
+        /// The run id.
+        run_id: String,
+        /// The component.
+        component: String,
+        /// Its version before.
+        from: Option<Version>,
+        /// The version the run aimed at.
+        to: Option<Version>,
+        /// How it ended.
+        outcome: Outcome,
+        /// When its transaction started.
+        started_at: Timestamp,
+        /// When it ended.
+        finished_at: Timestamp,
+        /// The error, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A notifier failed (recorded, never fatal).
+    NotificationFailed {
+        /// The run id.
+        run_id: String,
+        /// Which notifier.
+        notifier: String,
+        /// When.
+        at: Timestamp,
+        /// The error.
+        error: String,
+    },
+}
+
+impl HistoryRecord {
+    /// The run it belongs to.
+    pub fn run_id(&self) -> &str {
+        match self {
+            HistoryRecord::Run { run_id, .. }
+            | HistoryRecord::Component { run_id, .. }
+            | HistoryRecord::NotificationFailed { run_id, .. } => run_id,
+        }
+    }
+
+    /// When it was written (its end time).
+    pub fn at(&self) -> Timestamp {
+        match self {
+            HistoryRecord::Run { finished_at, .. }
+            | HistoryRecord::Component { finished_at, .. } => *finished_at,
+            HistoryRecord::NotificationFailed { at, .. } => *at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn status_machine() {
+        use RunStatus::*;
+        let ok = [
+            (Idle, Planning),
+            (Planning, BackingUp),
+            (BackingUp, Upgrading),
+            (Upgrading, Validating),
+            (Validating, Completed),
+            (Validating, BackingUp),
+            (Upgrading, RollingBack),
+            (RollingBack, RolledBack),
+            (Upgrading, Failed),
+            (Planning, Failed),
+            (RollingBack, Failed),
+        ];
+        for (a, b) in ok {
+            assert!(a.can_become(b), "{a} -> {b}");
+        }
+        let refused = [
+            (Idle, Upgrading),
+            (Completed, Idle),
+            (Completed, Planning),
+            (Failed, Idle),
+            (Planning, Upgrading),
+            (Idle, Failed),
+            (RolledBack, Completed),
+        ];
+        for (a, b) in refused {
+            assert!(!a.can_become(b), "{a} -> {b}");
+        }
+        let mut run = RunRecord {
+            id: "r".into(),
+            started_at: t(0),
+            updated_at: t(0),
+            host: "h".into(),
+            user: "u".into(),
+            command: vec![],
+            mode: "standard".into(),
+            environment: None,
+            status: Idle,
+            phases: vec![],
+            components: BTreeMap::new(),
+            checkpoints: vec![],
+        };
+        let err = run.transition(Completed, t(1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "run status cannot go from IDLE to COMPLETED; a finished run goes back to IDLE only by an explicit reset"
+        );
+        run.transition(Planning, t(1)).unwrap();
+        assert!(run.reset(t(2)).is_err(), "an active run is not reset");
+        run.transition(Completed, t(2)).unwrap();
+        assert!(run.transition(Idle, t(3)).is_err());
+        run.reset(t(3)).unwrap();
+        assert_eq!(run.status, Idle);
+    }
+
+    fn with(entries: &[(TxStep, StepEvent)]) -> ComponentRecord {
+        let mut c = ComponentRecord::pending(
+            "exporters",
+            Some(Version::new(1, 0, 0)),
+            Some(Version::new(1, 1, 0)),
+        );
+        for (i, (s, e)) in entries.iter().enumerate() {
+            c.record(*s, e.clone(), t(i64::try_from(i).unwrap()));
+        }
+        c
+    }
+
+    fn done() -> StepEvent {
+        StepEvent::Done {
+            result: String::new(),
+        }
+    }
+
+    fn failed() -> StepEvent {
+        StepEvent::Failed {
+            error: "boom".into(),
+        }
+    }
+
+    #[test]
+    fn resume_from_every_forward_step() {
+        assert_eq!(
+            resume_point(&with(&[])),
+            ResumeAction::ContinueFrom {
+                step: TxStep::Detect
+            }
+        );
+        for (i, step) in TxStep::FORWARD.iter().copied().enumerate() {
+            let mut entries: Vec<(TxStep, StepEvent)> = TxStep::FORWARD[..i]
+                .iter()
+                .flat_map(|s| [(*s, StepEvent::Began), (*s, done())])
+                .collect();
+            // Killed after "began": the same step again.
+            entries.push((step, StepEvent::Began));
+            assert_eq!(
+                resume_point(&with(&entries)),
+                ResumeAction::ContinueFrom { step },
+                "began {step}"
+            );
+            // Killed after "done": the next step, or nothing after commit.
+            entries.push((step, done()));
+            let want = match step.next() {
+                Some(n) => ResumeAction::ContinueFrom { step: n },
+                None => ResumeAction::Nothing,
+            };
+            assert_eq!(resume_point(&with(&entries)), want, "done {step}");
+            // Failed: nothing before the switch, a rollback from it on.
+            entries.pop();
+            entries.push((step, failed()));
+            let want = if step.changes_service() {
+                ResumeAction::FinishRollback {
+                    step: TxStep::RollbackSwap,
+                }
+            } else {
+                ResumeAction::Nothing
+            };
+            let rec = with(&entries);
+            assert_eq!(resume_point(&rec), want, "failed {step}");
+            if !step.changes_service() {
+                assert_eq!(rec.status, ComponentStatus::Failed);
+            }
+        }
+    }
+
+    #[test]
+    fn resume_finishes_every_rollback_step() {
+        let mut base: Vec<(TxStep, StepEvent)> = TxStep::FORWARD[..6]
+            .iter()
+            .flat_map(|s| [(*s, StepEvent::Began), (*s, done())])
+            .collect();
+        base.push((TxStep::Verify, StepEvent::Began));
+        base.push((TxStep::Verify, failed()));
+        for (i, step) in TxStep::ROLLBACK.iter().copied().enumerate() {
+            let mut entries = base.clone();
+            entries.extend(
+                TxStep::ROLLBACK[..i]
+                    .iter()
+                    .flat_map(|s| [(*s, StepEvent::Began), (*s, done())]),
+            );
+            entries.push((step, StepEvent::Began));
+            assert_eq!(
+                resume_point(&with(&entries)),
+                ResumeAction::FinishRollback { step },
+                "began {step}"
+            );
+            entries.push((step, done()));
+            let want =
+                step.next()
+                    .map_or(ResumeAction::Nothing, |n| ResumeAction::FinishRollback {
+                        step: n,
+                    });
+            let rec = with(&entries);
+            assert_eq!(resume_point(&rec), want, "done {step}");
+            if step == TxStep::RollbackVerify {
+                assert_eq!(rec.status, ComponentStatus::RolledBack);
+            }
+            entries.pop();
+            entries.push((step, failed()));
+            assert_eq!(
+                resume_point(&with(&entries)),
+                ResumeAction::FinishRollback { step },
+                "failed {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn finished_components_need_nothing() {
+        let mut c = with(&[]);
+        c.status = ComponentStatus::Skipped;
+        assert_eq!(resume_point(&c), ResumeAction::Nothing);
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let c = with(&[
+            (TxStep::Detect, StepEvent::Began),
+            (
+                TxStep::Detect,
+                StepEvent::Done {
+                    result: "1.0.0".into(),
+                },
+            ),
+        ]);
+        let j = serde_json::to_value(&c).unwrap();
+        assert_eq!(j["status"], "in_progress");
+        assert_eq!(j["step"], "detect");
+        assert_eq!(j["journal"][1]["event"], "done");
+        assert_eq!(j["journal"][1]["result"], "1.0.0");
+        let back: ComponentRecord = serde_json::from_value(j).unwrap();
+        assert_eq!(back, c);
+    }
+}

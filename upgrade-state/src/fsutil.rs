@@ -1,0 +1,105 @@
+//! Files and directories created with their final modes, and atomic replacement.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode of every directory this crate creates.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file this crate creates.
+pub const FILE_MODE: u32 = 0o600;
+
+/// An I/O error with the path it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct IoError {
+    /// What was being done (`cannot write`).
+    pub action: &'static str,
+    /// The path.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> IoError + 'a {
+    move |source| IoError {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (never chmod-ed afterwards).
+pub fn create_dir_all(dir: &Path) -> Result<(), IoError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(io_err("cannot create directory", dir))
+}
+
+/// Opens (creating with mode 0600) a file for appending.
+pub fn open_append(path: &Path) -> Result<File, IoError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(io_err("cannot open", path))
+}
+
+/// Fsyncs a directory so that renames inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("cannot sync directory", dir))
+}
+
+/// Replaces `path` with `bytes` atomically: a temp file in the same
+/// directory (mode 0600), fsync, rename, fsync the directory. When `keep_prev`
+/// names a path, the old file is first hard-linked there (also atomically),
+/// so `path` itself always exists and is always complete.
+pub fn atomic_write(path: &Path, bytes: &[u8], keep_prev: Option<&Path>) -> Result<(), IoError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)
+            .map_err(io_err("cannot create", &tmp))?;
+        f.write_all(bytes).map_err(io_err("cannot write", &tmp))?;
+        f.sync_all().map_err(io_err("cannot sync", &tmp))?;
+        drop(f);
+        if let Some(prev) = keep_prev {
+            let prev_tmp = dir.join(format!(".{name}.prev.tmp.{}", std::process::id()));
+            let _ = fs::remove_file(&prev_tmp);
+            match fs::hard_link(path, &prev_tmp) {
+                Ok(()) => fs::rename(&prev_tmp, prev)
+                    .map_err(io_err("cannot keep previous copy as", prev))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("cannot keep previous copy of", path)(e)),
+            }
+        }
+        fs::rename(&tmp, path).map_err(io_err("cannot replace", path))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
