@@ -1,5 +1,8 @@
 //! Test support shared by the workspace-level tests and their helper programs.
 
+pub mod archives;
+pub mod release_server;
+
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;

@@ -7,7 +7,7 @@
 //! - [`config`]: the stack file (YAML or TOML) and its resolution.
 //! - [`planner`]: installed + available + policy → ordered phases of steps.
 //! - [`journal`]: the run record, its status machine, step journal, resume point.
-//! - [`ports`]: the traits adapters implement ([`ports::Journal`] so far).
+//! - [`ports`]: the traits adapters implement (journal, release source, artifact store).
 //!
 //! No network, no processes: the other crates do I/O and call into this one.
 //!

@@ -1,6 +1,13 @@
 //! Ports: the traits the engine talks through. Adapters live in the other crates.
 
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Component;
 use crate::journal::{HistoryRecord, RunRecord};
+use crate::planner::Release;
+use crate::version::Version;
 
 /// An adapter's error, boxed so that every adapter keeps its own type.
 pub type PortError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -16,4 +23,67 @@ pub trait Journal {
     fn save(&mut self, run: &RunRecord) -> Result<(), PortError>;
     /// Appends one record to the history log durably.
     fn append_history(&mut self, record: &HistoryRecord) -> Result<(), PortError>;
+}
+
+/// Where releases come from (GitHub, GitLab, a mirror).
+pub trait ReleaseSource: Send + Sync {
+    /// The component's releases, drafts removed; pre-releases included only
+    /// when the component's policy asks for them.
+    fn releases(&self, component: &Component) -> Result<Vec<Release>, PortError>;
+}
+
+/// How a staged release was proven genuine (strongest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Proof {
+    /// A digest pinned in the stack file.
+    Pinned,
+    /// The release API's per-asset `digest`.
+    ApiDigest,
+    /// The release's checksum file.
+    ChecksumFile {
+        /// Its name.
+        name: String,
+    },
+    /// Nothing: allowed only by `allow_unverified`.
+    Unverified,
+}
+
+/// A release extracted into the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staged {
+    /// The component.
+    pub component: String,
+    /// The version.
+    pub version: Version,
+    /// The release directory (`/opt/obs-upgrade/<component>/<version>`).
+    pub dir: PathBuf,
+    /// The downloaded asset's SHA-256.
+    pub sha256: String,
+    /// How it was verified.
+    pub proof: Proof,
+}
+
+/// Progress of a download: bytes done and the total when known.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+/// The versioned install store.
+pub trait ArtifactStore {
+    /// The staged release, when it is complete and its files are intact.
+    fn staged(&self, component: &str, version: &Version) -> Result<Option<Staged>, PortError>;
+    /// Downloads, verifies and extracts a release (a no-op when already staged).
+    fn stage(
+        &self,
+        component: &Component,
+        release: &Release,
+        progress: Progress<'_>,
+    ) -> Result<Staged, PortError>;
+    /// The active version (`current` symlink).
+    fn current(&self, component: &str) -> Result<Option<Version>, PortError>;
+    /// Points `current` at a staged version, atomically.
+    fn switch(&self, component: &str, version: &Version) -> Result<(), PortError>;
+    /// The versions in the store, oldest first.
+    fn versions(&self, component: &str) -> Result<Vec<Version>, PortError>;
+    /// Removes a version; the current and last known-good ones are refused.
+    fn remove(&self, component: &str, version: &Version) -> Result<(), PortError>;
 }

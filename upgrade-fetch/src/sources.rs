@@ -1,0 +1,372 @@
+//! Release sources: GitHub, GitLab and a mirror directory, behind one
+//! dispatcher that implements the `ReleaseSource` port.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use upgrade_core::catalog::SourceKind;
+use upgrade_core::config::Component;
+use upgrade_core::planner::{Asset, Release};
+use upgrade_core::ports::{PortError, ReleaseSource};
+use upgrade_core::version::Version;
+
+use crate::api::{self, ApiClient};
+
+/// The public GitHub API.
+pub const GITHUB_API: &str = "https://api.github.com";
+/// The public GitLab instance.
+pub const GITLAB_API: &str = "https://gitlab.com";
+
+/// A release as upstream lists it, before per-component filtering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRelease {
+    /// The tag.
+    pub tag: String,
+    /// Marked draft.
+    pub draft: bool,
+    /// Marked pre-release.
+    pub prerelease: bool,
+    /// Publish time.
+    pub published_at: Option<Timestamp>,
+    /// Assets.
+    pub assets: Vec<Asset>,
+}
+
+#[derive(Deserialize)]
+struct GithubRelease {
+    tag_name: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    prerelease: bool,
+    published_at: Option<Timestamp>,
+    #[serde(default)]
+    assets: Vec<GithubAsset>,
+}
+
+#[derive(Deserialize)]
+struct GithubAsset {
+    name: String,
+    browser_download_url: String,
+    size: Option<u64>,
+    digest: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GitlabRelease {
+    tag_name: String,
+    released_at: Option<Timestamp>,
+    #[serde(default)]
+    upcoming_release: bool,
+    #[serde(default)]
+    assets: GitlabAssets,
+}
+
+#[derive(Deserialize, Default)]
+struct GitlabAssets {
+    #[serde(default)]
+    links: Vec<GitlabLink>,
+}
+
+#[derive(Deserialize)]
+struct GitlabLink {
+    name: String,
+    url: String,
+    direct_asset_url: Option<String>,
+}
+
+/// Parses a GitHub `/releases` listing.
+pub fn parse_github(
+    items: Vec<serde_json::Value>,
+    url: &str,
+) -> Result<Vec<RawRelease>, api::Error> {
+    items
+        .into_iter()
+        .map(|v| {
+            let r: GithubRelease = serde_json::from_value(v).map_err(|e| api::Error::Parse {
+                url: url.into(),
+                message: e.to_string(),
+            })?;
+            Ok(RawRelease {
+                tag: r.tag_name,
+                draft: r.draft,
+                prerelease: r.prerelease,
+                published_at: r.published_at,
+                assets: r
+                    .assets
+                    .into_iter()
+                    .map(|a| Asset {
+                        name: a.name,
+                        url: a.browser_download_url,
+                        size: a.size,
+                        digest: a.digest,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Parses a GitLab `/releases` listing.
+pub fn parse_gitlab(
+    items: Vec<serde_json::Value>,
+    url: &str,
+) -> Result<Vec<RawRelease>, api::Error> {
+    items
+        .into_iter()
+        .map(|v| {
+            let r: GitlabRelease = serde_json::from_value(v).map_err(|e| api::Error::Parse {
+                url: url.into(),
+                message: e.to_string(),
+            })?;
+            Ok(RawRelease {
+                tag: r.tag_name,
+                draft: false,
+                prerelease: r.upcoming_release,
+                published_at: r.released_at,
+                assets: r
+                    .assets
+                    .links
+                    .into_iter()
+                    .map(|l| Asset {
+                        name: l.name,
+                        url: l.direct_asset_url.unwrap_or(l.url),
+                        size: None,
+                        digest: None,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MirrorMeta {
+    published_at: Option<Timestamp>,
+    #[serde(default)]
+    prerelease: bool,
+}
+
+/// Reads a mirror directory: `<mirror>/<component>/<tag>/<files>`, with an
+/// optional `<tag>/release.json` (`{"published_at": "…", "prerelease": false}`);
+/// without it the tag directory's modification time stands for the publish
+/// date.
+pub fn read_mirror(mirror: &Path, component: &str) -> Result<Vec<RawRelease>, std::io::Error> {
+    let dir = mirror.join(component);
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot read mirror directory {}: {e}", dir.display()),
+        )
+    })? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let tag = entry.file_name().to_string_lossy().into_owned();
+        let meta: MirrorMeta = match fs::read(entry.path().join("release.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                std::io::Error::other(format!(
+                    "{}: {e}",
+                    entry.path().join("release.json").display()
+                ))
+            })?,
+            Err(_) => MirrorMeta::default(),
+        };
+        let published_at = meta.published_at.or_else(|| {
+            entry
+                .metadata()
+                .ok()?
+                .modified()
+                .ok()
+                .and_then(|m| Timestamp::try_from(m).ok())
+        });
+        let mut assets = Vec::new();
+        for f in fs::read_dir(entry.path())? {
+            let f = f?;
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name == "release.json" || !f.file_type()?.is_file() {
+                continue;
+            }
+            assets.push(Asset {
+                name,
+                url: format!("file://{}", f.path().display()),
+                size: f.metadata().ok().map(|m| m.len()),
+                digest: None,
+            });
+        }
+        assets.sort_by(|a, b| a.name.cmp(&b.name));
+        out.push(RawRelease {
+            tag,
+            draft: false,
+            prerelease: meta.prerelease,
+            published_at,
+            assets,
+        });
+    }
+    Ok(out)
+}
+
+/// Keeps a component's releases: no drafts, tags of its releases only,
+/// versions that parse, pre-releases only when its policy asks.
+pub fn filter_for(component: &Component, raw: &[RawRelease]) -> Vec<Release> {
+    let mut out: Vec<Release> = raw
+        .iter()
+        .filter(|r| !r.draft && component.spec.tag_is_release(&r.tag))
+        .filter_map(|r| {
+            let version = Version::parse(&r.tag).ok()?;
+            let prerelease = r.prerelease || version.is_prerelease();
+            (component.policy.prereleases || !prerelease).then(|| Release {
+                version,
+                tag: r.tag.clone(),
+                published_at: r.published_at,
+                prerelease,
+                assets: r.assets.clone(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.version.cmp(&b.version));
+    out
+}
+
+/// One repository's listing, filled by the first caller.
+type Slot = Arc<Mutex<Option<Arc<Vec<RawRelease>>>>>;
+
+/// The dispatcher: GitHub, GitLab or a mirror per component, with at most
+/// one listing per repository per run (Loki and Promtail share one).
+#[derive(Debug)]
+pub struct Sources {
+    client: ApiClient,
+    github_api: String,
+    gitlab_api: String,
+    mirror: Option<PathBuf>,
+    memo: Mutex<BTreeMap<String, Slot>>,
+}
+
+impl Sources {
+    /// Sources using `client`; `github_api` / `gitlab_api` are the default
+    /// base URLs (a component's `api_url` wins); `mirror` is the default
+    /// mirror directory.
+    pub fn new(
+        client: ApiClient,
+        github_api: &str,
+        gitlab_api: &str,
+        mirror: Option<PathBuf>,
+    ) -> Self {
+        Sources {
+            client,
+            github_api: github_api.trim_end_matches('/').to_owned(),
+            gitlab_api: gitlab_api.trim_end_matches('/').to_owned(),
+            mirror,
+            memo: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The API client (rate limit, request count).
+    pub fn client(&self) -> &ApiClient {
+        &self.client
+    }
+
+    fn raw(&self, component: &Component) -> Result<Arc<Vec<RawRelease>>, PortError> {
+        let spec = &component.spec;
+        let key = match spec.source {
+            SourceKind::Github => format!(
+                "github {} {}",
+                spec.api_url.as_deref().unwrap_or(&self.github_api),
+                spec.repo
+            ),
+            SourceKind::Gitlab => format!(
+                "gitlab {} {}",
+                spec.api_url.as_deref().unwrap_or(&self.gitlab_api),
+                spec.repo
+            ),
+            SourceKind::Mirror => format!("mirror {}", component.name),
+        };
+        // One slot per key: concurrent callers for the same repository wait for the first.
+        let slot = self
+            .memo
+            .lock()
+            .expect("memo lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().expect("slot lock");
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let raw = match spec.source {
+            SourceKind::Github => {
+                let base = spec
+                    .api_url
+                    .as_deref()
+                    .unwrap_or(&self.github_api)
+                    .trim_end_matches('/');
+                let url = format!("{base}/repos/{}/releases?per_page=100", spec.repo);
+                parse_github(self.client.list(&url)?, &url)?
+            }
+            SourceKind::Gitlab => {
+                let base = spec
+                    .api_url
+                    .as_deref()
+                    .unwrap_or(&self.gitlab_api)
+                    .trim_end_matches('/');
+                let project = spec.repo.replace('/', "%2F");
+                let url = format!("{base}/api/v4/projects/{project}/releases?per_page=100");
+                parse_gitlab(self.client.list(&url)?, &url)?
+            }
+            SourceKind::Mirror => {
+                let dir = match spec.api_url.as_deref() {
+                    Some(u) => PathBuf::from(u.strip_prefix("file://").unwrap_or(u)),
+                    None => self.mirror.clone().ok_or_else(|| format!("{} uses a mirror but no mirror directory is configured; set its api_url or pass --mirror", component.name))?,
+                };
+                read_mirror(&dir, &component.name)?
+            }
+        };
+        let raw = Arc::new(raw);
+        *slot = Some(raw.clone());
+        Ok(raw)
+    }
+
+    /// Resolves many components in parallel with at most `workers` threads.
+    pub fn resolve_all<'c>(
+        &self,
+        components: &[&'c Component],
+        workers: usize,
+    ) -> BTreeMap<&'c str, Result<Vec<Release>, PortError>> {
+        let next = Mutex::new(0usize);
+        let results = Mutex::new(BTreeMap::new());
+        std::thread::scope(|s| {
+            for _ in 0..workers.clamp(1, components.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = {
+                            let mut n = next.lock().expect("queue lock");
+                            let i = *n;
+                            *n += 1;
+                            i
+                        };
+                        let Some(c) = components.get(i) else { break };
+                        let r = self.releases(c);
+                        results
+                            .lock()
+                            .expect("results lock")
+                            .insert(c.name.as_str(), r);
+                    }
+                });
+            }
+        });
+        results.into_inner().expect("results lock")
+    }
+}
+
+impl ReleaseSource for Sources {
+    fn releases(&self, component: &Component) -> Result<Vec<Release>, PortError> {
+        Ok(filter_for(component, &self.raw(component)?))
+    }
+}

@@ -1,0 +1,65 @@
+//! Checksum files and the verification ladder.
+
+use std::collections::BTreeMap;
+
+/// Parses a checksum file in GNU format: `<hex>  <name>` or `<hex> *<name>`
+/// (binary mode), one per line; blank lines and `#` comments skipped. Names
+/// are kept as written, with a leading `./` removed. Only SHA-256 (64 hex
+/// digits) lines count.
+pub fn parse_checksums(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some((hex, rest)) = line.split_once(char::is_whitespace) else {
+            continue;
+        };
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let name = rest.trim_start_matches([' ', '\t']);
+        let name = name.strip_prefix('*').unwrap_or(name);
+        let name = name.strip_prefix("./").unwrap_or(name);
+        if !name.is_empty() {
+            out.insert(name.to_owned(), hex.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// The hex digest of an API `digest` field (`sha256:<hex>`), if it is SHA-256.
+pub fn api_digest(digest: &str) -> Option<String> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "5ac7ab5e4b8ee5ce4d8fb0988f9cb275efcc3f181b4b408179fafee121693311";
+
+    #[test]
+    fn gnu_formats() {
+        let text = format!(
+            "# comment\n{A}  node_exporter-1.9.1.linux-amd64.tar.gz\n{}  *loki-linux-amd64.zip\r\n{} ./nginx_1.4.1_checksums.txt\nnot a line\nabcd  short.txt\n\n",
+            A.to_uppercase(),
+            A
+        );
+        let m = parse_checksums(&text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m["node_exporter-1.9.1.linux-amd64.tar.gz"], A);
+        assert_eq!(m["loki-linux-amd64.zip"], A);
+        assert_eq!(m["nginx_1.4.1_checksums.txt"], A);
+    }
+
+    #[test]
+    fn api_digests() {
+        assert_eq!(api_digest(&format!("sha256:{A}")).as_deref(), Some(A));
+        assert_eq!(api_digest("sha512:abcd"), None);
+        assert_eq!(api_digest("sha256:zz"), None);
+    }
+}
