@@ -1,6 +1,10 @@
 //! Test support shared by the workspace-level tests and their helper programs.
+#![allow(clippy::print_stderr)] // skipped tests say so on stderr
 
 pub mod archives;
+pub mod fixtures;
+pub mod http_stub;
+pub mod nsd;
 pub mod release_server;
 
 use std::collections::BTreeMap;

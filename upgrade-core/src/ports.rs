@@ -87,3 +87,58 @@ pub trait ArtifactStore {
     /// Removes a version; the current and last known-good ones are refused.
     fn remove(&self, component: &str, version: &Version) -> Result<(), PortError>;
 }
+
+/// What a service manager says about a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `active`, `inactive`, `failed`, `activating`, …
+    pub active_state: String,
+    /// `running`, `dead`, `auto-restart`, …
+    pub sub_state: String,
+    /// The main process, when running.
+    pub main_pid: Option<u32>,
+    /// How often the manager restarted it by itself.
+    pub n_restarts: u32,
+    /// When the main process started (monotonic microseconds; 0 if unknown).
+    pub started_monotonic_us: u64,
+    /// The unit file, when known.
+    pub fragment_path: Option<String>,
+    /// Units that trigger it (a `.socket` means socket activation).
+    pub triggered_by: Vec<String>,
+}
+
+impl ServiceStatus {
+    /// Active and running.
+    pub fn is_running(&self) -> bool {
+        self.active_state == "active" && (self.sub_state == "running" || self.sub_state.is_empty())
+    }
+
+    /// Whether a socket unit triggers it.
+    pub fn socket_activated(&self) -> bool {
+        self.triggered_by.iter().any(|u| u.ends_with(".socket"))
+    }
+}
+
+/// Starts, stops and inspects services (systemd, or a process supervisor).
+pub trait ServiceControl: Send + Sync {
+    /// The unit's status.
+    fn status(&self, unit: &str) -> Result<ServiceStatus, PortError>;
+    /// Starts it (a no-op when running).
+    fn start(&self, unit: &str) -> Result<(), PortError>;
+    /// Stops it (a no-op when stopped).
+    fn stop(&self, unit: &str) -> Result<(), PortError>;
+    /// Restarts it.
+    fn restart(&self, unit: &str) -> Result<(), PortError>;
+    /// Asks it to reload its configuration.
+    fn reload(&self, unit: &str) -> Result<(), PortError>;
+}
+
+/// Judges whether a component is healthy at a version.
+pub trait HealthProbe: Send + Sync {
+    /// Runs the component's probes until they pass or the deadline passes.
+    fn check(
+        &self,
+        component: &Component,
+        expected: &Version,
+    ) -> Result<crate::journal::HealthRecord, PortError>;
+}

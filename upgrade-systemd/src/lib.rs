@@ -1,7 +1,35 @@
 //! Service control and health probes for obs-upgrade.
 //!
-//! Implements upgrade-core's service-control and health-probe ports.
+//! - [`systemctl::Systemd`]: the systemd backend (`systemctl` through duct,
+//!   optionally behind a command prefix such as `nsenter`), unit files
+//!   installed, backed up and restored under a root prefix.
+//! - [`supervisor::Supervisor`]: a process supervisor for hosts and sandboxes
+//!   without systemd (detached start with pidfile and log, SIGTERM then
+//!   SIGKILL).
+//! - [`probes`]: composable health probes with one shared deadline;
+//!   [`health::CatalogHealth`] builds them from the catalog.
+//! - [`strategy`]: restart, stop–swap–start, reload, socket-activated restart.
+//! - [`detect`]: `--version` of an installed binary, stdout and stderr both.
+//!
+//! ```
+//! use std::time::Duration;
+//! use upgrade_systemd::probes::{self, Check, Probe};
+//!
+//! let report = probes::run(&[Probe::new(Check::Command { argv: vec!["true".into()] })], Duration::from_secs(5), None);
+//! assert!(report.healthy);
+//! ```
 //!
 //! # Limitations
-//! Nothing is implemented yet: this crate is a placeholder in the workspace
-//! until its issue lands.
+//! - Reload over HTTP needs the service address and is done by the engine,
+//!   not by [`strategy::Strategy::apply`].
+//! - The supervisor does not restart crashed services by itself.
+
+#![warn(missing_docs)]
+
+pub mod detect;
+pub mod exposition;
+pub mod health;
+pub mod probes;
+pub mod strategy;
+pub mod supervisor;
+pub mod systemctl;

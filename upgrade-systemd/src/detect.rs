@@ -1,0 +1,78 @@
+//! Installed version detection: `<binary> --version`, stdout and stderr both.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use upgrade_core::version::{Version, detect_version};
+
+/// Why a version could not be detected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The binary could not be run.
+    #[error("cannot run {} --version: {source}", binary.display())]
+    Run {
+        /// The binary.
+        binary: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It ran but printed no version.
+    #[error("{} --version printed no version we can read: {output:?}", binary.display())]
+    NoVersion {
+        /// The binary.
+        binary: std::path::PathBuf,
+        /// What it printed (start).
+        output: String,
+    },
+    /// It did not finish.
+    #[error("{} --version did not finish within {} s", binary.display(), timeout.as_secs())]
+    Timeout {
+        /// The binary.
+        binary: std::path::PathBuf,
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+/// Runs `binary --version` and reads the version after `marker`.
+pub fn installed_version(binary: &Path, marker: &str) -> Result<Version, Error> {
+    let timeout = Duration::from_secs(10);
+    let handle = duct::cmd(binary, ["--version"])
+        .stdout_capture()
+        .stderr_capture()
+        .stdin_null()
+        .unchecked()
+        .start()
+        .map_err(|source| Error::Run {
+            binary: binary.to_owned(),
+            source,
+        })?;
+    let start = Instant::now();
+    let out = loop {
+        if let Some(out) = handle.try_wait().map_err(|source| Error::Run {
+            binary: binary.to_owned(),
+            source,
+        })? {
+            break out.clone();
+        }
+        if start.elapsed() > timeout {
+            let _ = handle.kill();
+            return Err(Error::Timeout {
+                binary: binary.to_owned(),
+                timeout,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    detect_version(&text, marker).ok_or_else(|| Error::NoVersion {
+        binary: binary.to_owned(),
+        output: text.trim().chars().take(200).collect(),
+    })
+}

@@ -1,0 +1,315 @@
+//! Composable health probes, each with a timeout, an interval and retries,
+//! all under one deadline; each result keeps its detail for the journal.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use upgrade_core::journal::HealthRecord;
+use upgrade_core::ports::ServiceControl;
+
+use crate::exposition;
+
+/// What to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Check {
+    /// The unit is active and running, and the manager did not restart it
+    /// since `n_restarts` was read.
+    UnitActive {
+        /// The unit.
+        unit: String,
+        /// `NRestarts` at the start.
+        n_restarts: u32,
+    },
+    /// A TCP connection succeeds.
+    Tcp {
+        /// `host:port`.
+        addr: String,
+    },
+    /// An HTTP GET answers a 2xx (and contains `body` when given).
+    Http {
+        /// The URL.
+        url: String,
+        /// Text the body must contain.
+        body: Option<String>,
+    },
+    /// The exposition at `url` has every metric in `names`.
+    Metrics {
+        /// The URL.
+        url: String,
+        /// Metric names.
+        names: Vec<String>,
+    },
+    /// `metric{version="…"}` at `url` equals `version`.
+    BuildInfo {
+        /// The URL.
+        url: String,
+        /// The metric (`node_exporter_build_info`).
+        metric: String,
+        /// The expected version (build metadata ignored).
+        version: String,
+    },
+    /// A command exits 0.
+    Command {
+        /// The command line.
+        argv: Vec<String>,
+    },
+}
+
+/// A check with its timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    /// What to check.
+    pub check: Check,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Pause between attempts.
+    pub interval: Duration,
+    /// Attempts at most (the deadline may end them sooner).
+    pub retries: u32,
+}
+
+impl Probe {
+    /// A probe with defaults: 2 s timeout, 250 ms interval, unlimited retries until the deadline.
+    pub fn new(check: Check) -> Self {
+        Probe {
+            check,
+            timeout: Duration::from_secs(2),
+            interval: Duration::from_millis(250),
+            retries: u32::MAX,
+        }
+    }
+
+    /// A short name for reports.
+    pub fn name(&self) -> String {
+        match &self.check {
+            Check::UnitActive { unit, .. } => format!("unit {unit} active"),
+            Check::Tcp { addr } => format!("tcp {addr}"),
+            Check::Http { url, .. } => format!("http {url}"),
+            Check::Metrics { url, .. } => format!("metrics {url}"),
+            Check::BuildInfo {
+                metric, version, ..
+            } => format!("{metric} version {version}"),
+            Check::Command { argv } => format!("command {}", argv.join(" ")),
+        }
+    }
+}
+
+/// One probe's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeResult {
+    /// The probe's name.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempt's detail.
+    pub detail: String,
+    /// Time spent.
+    pub elapsed_ms: u64,
+}
+
+/// All probes' outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Every probe passed.
+    pub healthy: bool,
+    /// Per probe.
+    pub results: Vec<ProbeResult>,
+}
+
+impl Report {
+    /// As kept in the journal.
+    pub fn to_record(&self) -> HealthRecord {
+        HealthRecord {
+            healthy: self.healthy,
+            detail: self
+                .results
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}: {} ({} attempts): {}",
+                        r.name,
+                        if r.ok { "ok" } else { "FAILED" },
+                        r.attempts,
+                        r.detail
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
+    let resp = agent(timeout).get(url).call().map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+/// One attempt of one check.
+pub fn attempt(
+    check: &Check,
+    timeout: Duration,
+    control: Option<&dyn ServiceControl>,
+) -> Result<String, String> {
+    match check {
+        Check::UnitActive { unit, n_restarts } => {
+            let c = control.ok_or("no service manager to ask")?;
+            let s = c.status(unit).map_err(|e| e.to_string())?;
+            if !s.is_running() {
+                return Err(format!("{} ({})", s.active_state, s.sub_state));
+            }
+            if s.n_restarts > *n_restarts {
+                return Err(format!(
+                    "restarted by the manager {} time(s) since the switch",
+                    s.n_restarts - n_restarts
+                ));
+            }
+            Ok(format!("active, pid {}", s.main_pid.unwrap_or(0)))
+        }
+        Check::Tcp { addr } => {
+            let addrs: Vec<SocketAddr> =
+                addr.to_socket_addrs().map_err(|e| e.to_string())?.collect();
+            let a = addrs.first().ok_or("no address")?;
+            TcpStream::connect_timeout(a, timeout)
+                .map(|_| "connected".to_owned())
+                .map_err(|e| e.to_string())
+        }
+        Check::Http { url, body } => {
+            let (status, text) = http_get(url, timeout)?;
+            if !(200..300).contains(&status) {
+                return Err(format!(
+                    "HTTP {status}: {}",
+                    text.trim().chars().take(120).collect::<String>()
+                ));
+            }
+            if let Some(want) = body.as_ref().filter(|w| !text.contains(w.as_str())) {
+                return Err(format!("HTTP {status} but the body lacks `{want}`"));
+            }
+            Ok(format!("HTTP {status}"))
+        }
+        Check::Metrics { url, names } => {
+            let (status, text) = http_get(url, timeout)?;
+            if status != 200 {
+                return Err(format!("HTTP {status}"));
+            }
+            let samples = exposition::parse(&text);
+            let missing: Vec<&String> = names
+                .iter()
+                .filter(|n| !samples.iter().any(|s| &s.name == *n))
+                .collect();
+            if missing.is_empty() {
+                Ok(format!("{} samples", samples.len()))
+            } else {
+                Err(format!("missing metrics: {missing:?}"))
+            }
+        }
+        Check::BuildInfo {
+            url,
+            metric,
+            version,
+        } => {
+            let (status, text) = http_get(url, timeout)?;
+            if status != 200 {
+                return Err(format!("HTTP {status}"));
+            }
+            let want = upgrade_core::version::Version::parse(version).map_err(|e| e.to_string())?;
+            let found = exposition::parse(&text)
+                .into_iter()
+                .find(|s| &s.name == metric)
+                .ok_or_else(|| format!("no {metric} in the metrics"))?;
+            let got = found
+                .labels
+                .get("version")
+                .ok_or_else(|| format!("{metric} has no version label"))?;
+            match upgrade_core::version::Version::parse(got) {
+                Ok(v) if v.same_release(&want) => Ok(format!("running {got}")),
+                _ => Err(format!("running {got}, expected {version}")),
+            }
+        }
+        Check::Command { argv } => {
+            let (prog, args) = argv.split_first().ok_or("empty command")?;
+            let handle = duct::cmd(prog, args)
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked()
+                .start()
+                .map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            loop {
+                if let Some(out) = handle.try_wait().map_err(|e| e.to_string())? {
+                    let text = format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let text: String = text.trim().chars().take(300).collect();
+                    return if out.status.success() {
+                        Ok(text)
+                    } else {
+                        Err(format!("exit {}: {text}", out.status.code().unwrap_or(-1)))
+                    };
+                }
+                if start.elapsed() > timeout {
+                    let _ = handle.kill();
+                    return Err(format!("timed out after {} ms", timeout.as_millis()));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Runs every probe (in order) until it passes, its retries run out or the
+/// shared deadline passes.
+pub fn run(probes: &[Probe], deadline: Duration, control: Option<&dyn ServiceControl>) -> Report {
+    let end = Instant::now() + deadline;
+    let mut results = Vec::new();
+    for p in probes {
+        let start = Instant::now();
+        let mut attempts = 0;
+        let (ok, detail) = loop {
+            attempts += 1;
+            let left = end.saturating_duration_since(Instant::now());
+            let r = attempt(
+                &p.check,
+                p.timeout.min(left.max(Duration::from_millis(50))),
+                control,
+            );
+            match r {
+                Ok(d) => break (true, d),
+                Err(e) if attempts >= p.retries || Instant::now() + p.interval >= end => {
+                    break (false, e);
+                }
+                Err(_) => std::thread::sleep(p.interval),
+            }
+        };
+        results.push(ProbeResult {
+            name: p.name(),
+            ok,
+            attempts,
+            detail,
+            elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    Report {
+        healthy: results.iter().all(|r| r.ok),
+        results,
+    }
+}

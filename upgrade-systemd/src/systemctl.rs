@@ -1,0 +1,314 @@
+//! The systemd backend: `systemctl` through duct, unit files installed,
+//! backed up and restored under a root prefix.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use upgrade_core::ports::{PortError, ServiceControl, ServiceStatus};
+
+/// Why a systemctl call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// systemctl ran and refused.
+    #[error("systemctl {action} {unit} failed: {message}")]
+    Command {
+        /// The verb.
+        action: String,
+        /// The unit.
+        unit: String,
+        /// systemctl's own words.
+        message: String,
+    },
+    /// systemctl could not be run at all.
+    #[error("cannot run systemctl ({}): {source}; is systemd installed?", command.join(" "))]
+    Spawn {
+        /// The command line.
+        command: Vec<String>,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A unit file could not be written, backed up or restored.
+    #[error("{action} {}: {source}", path.display())]
+    File {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The systemd backend.
+#[derive(Debug, Clone)]
+pub struct Systemd {
+    prefix: Vec<String>,
+    unit_dir: PathBuf,
+}
+
+/// The properties read by [`Systemd::status`].
+pub const PROPERTIES: &str = "ActiveState,SubState,MainPID,NRestarts,ExecMainStartTimestampMonotonic,FragmentPath,TriggeredBy";
+
+/// Parses `systemctl show` output into a status.
+pub fn parse_show(text: &str) -> ServiceStatus {
+    let mut s = ServiceStatus::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "ActiveState" => v.clone_into(&mut s.active_state),
+            "SubState" => v.clone_into(&mut s.sub_state),
+            "MainPID" => s.main_pid = v.parse().ok().filter(|p| *p != 0),
+            "NRestarts" => s.n_restarts = v.parse().unwrap_or(0),
+            "ExecMainStartTimestampMonotonic" => s.started_monotonic_us = v.parse().unwrap_or(0),
+            "FragmentPath" => s.fragment_path = Some(v.to_owned()).filter(|p| !p.is_empty()),
+            "TriggeredBy" => s.triggered_by = v.split_whitespace().map(str::to_owned).collect(),
+            _ => {}
+        }
+    }
+    s
+}
+
+impl Systemd {
+    /// The host's systemd; unit files under `<root>/etc/systemd/system`.
+    pub fn new(root: &Path) -> Self {
+        Systemd {
+            prefix: Vec::new(),
+            unit_dir: root.join("etc/systemd/system"),
+        }
+    }
+
+    /// Runs systemctl behind a command prefix (for example `nsenter -t PID -a`).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: Vec<String>) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// Writes units into another directory (`/run/systemd/system` for runtime units).
+    #[must_use]
+    pub fn with_unit_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.unit_dir = dir.into();
+        self
+    }
+
+    /// Where unit files are written.
+    pub fn unit_dir(&self) -> &Path {
+        &self.unit_dir
+    }
+
+    /// Runs `systemctl <args>`; stdout on success, systemctl's message on failure.
+    pub fn systemctl(&self, action: &str, unit: &str, args: &[&str]) -> Result<String, Error> {
+        let mut command: Vec<String> = self.prefix.clone();
+        command.push("systemctl".into());
+        command.extend(args.iter().map(|a| (*a).to_owned()));
+        log::debug!("{}", command.join(" "));
+        let out = duct::cmd(&command[0], &command[1..])
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|source| Error::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let mut message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if message.is_empty() {
+            message = format!("exit status {}", out.status.code().unwrap_or(-1));
+        }
+        Err(Error::Command {
+            action: action.into(),
+            unit: unit.into(),
+            message,
+        })
+    }
+
+    /// The unit's status from `systemctl show`.
+    pub fn show(&self, unit: &str) -> Result<ServiceStatus, Error> {
+        self.systemctl("show", unit, &["show", unit, "--property", PROPERTIES])
+            .map(|t| parse_show(&t))
+    }
+
+    /// `systemctl is-active`.
+    pub fn is_active(&self, unit: &str) -> Result<bool, Error> {
+        match self.systemctl("is-active", unit, &["is-active", "--quiet", unit]) {
+            Ok(_) => Ok(true),
+            Err(Error::Command { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `systemctl daemon-reload`.
+    pub fn daemon_reload(&self) -> Result<(), Error> {
+        self.systemctl("daemon-reload", "", &["daemon-reload"])
+            .map(drop)
+    }
+
+    fn verb(&self, verb: &str, unit: &str) -> Result<(), Error> {
+        self.systemctl(verb, unit, &[verb, unit]).map(drop)
+    }
+
+    /// `systemctl reset-failed`: a deliberate (re)start by the upgrade must
+    /// not be refused by the start rate limit meant for crash loops.
+    pub fn reset_start_limit(&self, unit: &str) {
+        if let Err(e) = self.systemctl("reset-failed", unit, &["reset-failed", unit]) {
+            log::debug!("{e}");
+        }
+    }
+
+    /// Writes a unit file atomically (temp + rename) and reloads systemd.
+    pub fn install_unit(&self, name: &str, contents: &str) -> Result<PathBuf, Error> {
+        fs::create_dir_all(&self.unit_dir).map_err(|source| Error::File {
+            action: "cannot create",
+            path: self.unit_dir.clone(),
+            source,
+        })?;
+        let path = self.unit_dir.join(name);
+        let tmp = self.unit_dir.join(format!(".{name}.tmp"));
+        fs::write(&tmp, contents).map_err(|source| Error::File {
+            action: "cannot write",
+            path: tmp.clone(),
+            source,
+        })?;
+        fs::rename(&tmp, &path).map_err(|source| Error::File {
+            action: "cannot install",
+            path: path.clone(),
+            source,
+        })?;
+        self.daemon_reload()?;
+        Ok(path)
+    }
+
+    /// Copies a unit file (and its drop-in directory) into `backup_dir`.
+    /// Returns `false` when the unit has no file in the unit directory.
+    pub fn backup_unit(&self, name: &str, backup_dir: &Path) -> Result<bool, Error> {
+        let src = self.unit_dir.join(name);
+        if !src.exists() {
+            return Ok(false);
+        }
+        fs::create_dir_all(backup_dir).map_err(|source| Error::File {
+            action: "cannot create",
+            path: backup_dir.to_owned(),
+            source,
+        })?;
+        copy(&src, &backup_dir.join(name))?;
+        let dropins = self.unit_dir.join(format!("{name}.d"));
+        if dropins.is_dir() {
+            let to = backup_dir.join(format!("{name}.d"));
+            fs::create_dir_all(&to).map_err(|source| Error::File {
+                action: "cannot create",
+                path: to.clone(),
+                source,
+            })?;
+            for e in fs::read_dir(&dropins)
+                .map_err(|source| Error::File {
+                    action: "cannot list",
+                    path: dropins.clone(),
+                    source,
+                })?
+                .flatten()
+            {
+                copy(&e.path(), &to.join(e.file_name()))?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Puts a backed-up unit file (and drop-ins) back and reloads systemd.
+    pub fn restore_unit(&self, name: &str, backup_dir: &Path) -> Result<(), Error> {
+        let saved = backup_dir.join(name);
+        let tmp = self.unit_dir.join(format!(".{name}.restore"));
+        copy(&saved, &tmp)?;
+        fs::rename(&tmp, self.unit_dir.join(name)).map_err(|source| Error::File {
+            action: "cannot restore",
+            path: self.unit_dir.join(name),
+            source,
+        })?;
+        let saved_d = backup_dir.join(format!("{name}.d"));
+        let live_d = self.unit_dir.join(format!("{name}.d"));
+        if saved_d.is_dir() {
+            let _ = fs::remove_dir_all(&live_d);
+            fs::create_dir_all(&live_d).map_err(|source| Error::File {
+                action: "cannot create",
+                path: live_d.clone(),
+                source,
+            })?;
+            for e in fs::read_dir(&saved_d)
+                .map_err(|source| Error::File {
+                    action: "cannot list",
+                    path: saved_d.clone(),
+                    source,
+                })?
+                .flatten()
+            {
+                copy(&e.path(), &live_d.join(e.file_name()))?;
+            }
+        }
+        self.daemon_reload()
+    }
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), Error> {
+    fs::copy(from, to).map(drop).map_err(|source| Error::File {
+        action: "cannot copy",
+        path: from.to_owned(),
+        source,
+    })
+}
+
+impl ServiceControl for Systemd {
+    fn status(&self, unit: &str) -> Result<ServiceStatus, PortError> {
+        Ok(self.show(unit)?)
+    }
+    fn start(&self, unit: &str) -> Result<(), PortError> {
+        self.reset_start_limit(unit);
+        Ok(self.verb("start", unit)?)
+    }
+    fn stop(&self, unit: &str) -> Result<(), PortError> {
+        Ok(self.verb("stop", unit)?)
+    }
+    fn restart(&self, unit: &str) -> Result<(), PortError> {
+        self.reset_start_limit(unit);
+        Ok(self.verb("restart", unit)?)
+    }
+    fn reload(&self, unit: &str) -> Result<(), PortError> {
+        Ok(self.verb("reload", unit)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_output() {
+        let s = parse_show(
+            "MainPID=84\nNRestarts=2\nExecMainStartTimestampMonotonic=1786780262\nTriggeredBy=ne.socket\nActiveState=active\nSubState=running\nFragmentPath=/run/systemd/system/ne.service\n",
+        );
+        assert_eq!(s.main_pid, Some(84));
+        assert_eq!(s.n_restarts, 2);
+        assert!(s.is_running() && s.socket_activated());
+        let s = parse_show(
+            "MainPID=0\nActiveState=inactive\nSubState=dead\nTriggeredBy=\nFragmentPath=\n",
+        );
+        assert_eq!(
+            (s.main_pid, s.fragment_path.as_deref(), s.is_running()),
+            (None, None, false)
+        );
+    }
+
+    #[test]
+    fn missing_systemctl_is_a_clear_error() {
+        let sd = Systemd::new(Path::new("/")).with_prefix(vec!["/nonexistent/wrapper".into()]);
+        let e = sd.show("x.service").unwrap_err().to_string();
+        assert!(e.contains("cannot run systemctl"), "{e}");
+    }
+}
