@@ -184,6 +184,19 @@ impl NsSystemd {
         PathBuf::from(format!("/proc/{}/root/run/systemd/system", self.pid))
     }
 
+    /// Copies a host file into the namespace's private `/run/obs-upgrade-test/`
+    /// and returns its path as seen inside. Services must not run binaries from
+    /// /tmp, /var/tmp or /run of the host: inside, those are private tmpfs.
+    pub fn stage_file(&self, src: &std::path::Path) -> PathBuf {
+        let inside =
+            PathBuf::from("/run/obs-upgrade-test").join(src.file_name().expect("file name"));
+        let host_view = PathBuf::from(format!("/proc/{}/root", self.pid))
+            .join(inside.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(host_view.parent().expect("parent")).expect("mkdir in namespace");
+        std::fs::copy(src, &host_view).expect("copy into namespace");
+        inside
+    }
+
     /// The systemd backend pointed at this instance.
     pub fn systemd(&self) -> Systemd {
         Systemd::new(std::path::Path::new("/"))

@@ -126,6 +126,7 @@ fn node_exporter_on_a_real_systemd() {
         return;
     };
     let ns = nsd::NsSystemd::boot();
+    let bin = ns.stage_file(&bin);
     let sd = ns.systemd();
     let port = free_port();
     let unit = "node_exporter.service";

@@ -298,6 +298,9 @@ pub struct ComponentRecord {
     pub health: Option<HealthRecord>,
     /// The last error.
     pub last_error: Option<String>,
+    /// Why it was skipped, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
 }
 
 impl ComponentRecord {
@@ -316,6 +319,7 @@ impl ComponentRecord {
             artifact_sha256: None,
             health: None,
             last_error: None,
+            skip_reason: None,
         }
     }
 
@@ -551,6 +555,9 @@ pub enum HistoryRecord {
         user: String,
         /// The command line.
         command: Vec<String>,
+        /// One line on what happened (`nothing to do`, `2 upgraded`).
+        #[serde(default)]
+        summary: String,
     },
     /// A component's outcome in a run.
     Component {

@@ -6,6 +6,7 @@
 //! - [`catalog`]: upstream facts about well-known components.
 //! - [`config`]: the stack file (YAML or TOML) and its resolution.
 //! - [`planner`]: installed + available + policy → ordered phases of steps.
+//! - [`engine`]: the transactional apply, rollback, resume, prune.
 //! - [`journal`]: the run record, its status machine, step journal, resume point.
 //! - [`ports`]: the traits adapters implement (journal, release source, artifact store).
 //!
@@ -42,7 +43,9 @@
 
 pub mod catalog;
 pub mod config;
+pub mod engine;
 pub mod journal;
+pub mod layout;
 pub mod planner;
 pub mod policy;
 pub mod ports;

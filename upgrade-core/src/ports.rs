@@ -1,6 +1,6 @@
 //! Ports: the traits the engine talks through. Adapters live in the other crates.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,8 @@ pub enum Proof {
     },
     /// Nothing: allowed only by `allow_unverified`.
     Unverified,
+    /// A binary that was already installed, adopted into the store as found.
+    Adopted,
 }
 
 /// A release extracted into the store.
@@ -86,6 +88,159 @@ pub trait ArtifactStore {
     fn versions(&self, component: &str) -> Result<Vec<Version>, PortError>;
     /// Removes a version; the current and last known-good ones are refused.
     fn remove(&self, component: &str, version: &Version) -> Result<(), PortError>;
+    /// Copies an unmanaged binary (and the component's other binaries beside
+    /// it) into the store as `version`, makes it `current`, and replaces the
+    /// binary by a link into `current`, atomically. A no-op when already there.
+    fn adopt(
+        &self,
+        component: &Component,
+        binary: &Path,
+        version: &Version,
+    ) -> Result<(), PortError>;
+    /// Makes every binary link (`/usr/local/bin/<name>`) point into `current`.
+    fn link_binaries(&self, component: &Component) -> Result<(), PortError>;
+    /// Records a version as known-good.
+    fn mark_good(&self, component: &str, version: &Version) -> Result<(), PortError>;
+    /// The last known-good version.
+    fn last_good(&self, component: &str) -> Result<Option<Version>, PortError>;
+    /// Free bytes where releases are stored.
+    fn free_bytes(&self) -> Result<u64, PortError>;
+}
+
+/// An installed binary as found on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    /// The binary's path (`/usr/local/bin/node_exporter`, or the unit's `ExecStart`).
+    pub binary: PathBuf,
+    /// The version it reports.
+    pub version: Version,
+    /// Whether it is already a link into the store.
+    pub managed: bool,
+}
+
+/// Looks at installed and staged binaries and runs checks.
+pub trait Inspector: Send + Sync {
+    /// The component's installed binary and its version, if installed.
+    fn installed(&self, component: &Component) -> Result<Option<Installed>, PortError>;
+    /// The version a binary reports (`--version`).
+    fn binary_version(&self, component: &Component, binary: &Path) -> Result<Version, PortError>;
+    /// Runs a check command; its output when it exits 0.
+    fn run_check(&self, argv: &[String]) -> Result<String, PortError>;
+    /// Whether a path exists on the host (root-prefixed by the adapter).
+    fn exists(&self, path: &str) -> bool;
+}
+
+/// Saves and restores a component's configuration and unit files.
+pub trait Backup: Send + Sync {
+    /// Copies the files into `dir`; returns what was saved.
+    fn backup(&self, component: &Component, dir: &Path) -> Result<Vec<PathBuf>, PortError>;
+    /// Puts the files saved in `dir` back.
+    fn restore(&self, component: &Component, dir: &Path) -> Result<(), PortError>;
+}
+
+/// Something a run tells the outside world.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Updates exist (from `check`).
+    UpdatesAvailable {
+        /// `component from → to` lines.
+        updates: Vec<String>,
+    },
+    /// A run began.
+    RunStarted {
+        /// The run.
+        run_id: String,
+        /// Its mode.
+        mode: String,
+        /// The planned steps (`component from → to`).
+        steps: Vec<String>,
+    },
+    /// A component was upgraded and is healthy.
+    ComponentUpgraded {
+        /// The run.
+        run_id: String,
+        /// The component.
+        component: String,
+        /// Old version.
+        from: Version,
+        /// New version.
+        to: Version,
+    },
+    /// A component failed without touching its service, or its rollback failed.
+    ComponentFailed {
+        /// The run.
+        run_id: String,
+        /// The component.
+        component: String,
+        /// Old version.
+        from: Version,
+        /// Intended version.
+        to: Version,
+        /// Why.
+        error: String,
+    },
+    /// A component failed after its switch and is back at its old version.
+    ComponentRolledBack {
+        /// The run.
+        run_id: String,
+        /// The component.
+        component: String,
+        /// The version it is back at.
+        from: Version,
+        /// The version that failed.
+        to: Version,
+        /// Why.
+        error: String,
+    },
+    /// A run ended.
+    RunFinished {
+        /// The run.
+        run_id: String,
+        /// Its final status.
+        status: crate::journal::RunStatus,
+        /// Components upgraded.
+        upgraded: usize,
+        /// Components failed.
+        failed: usize,
+        /// Components rolled back.
+        rolled_back: usize,
+    },
+}
+
+impl Event {
+    /// Whether the event reports a problem (for `on-error` report levels).
+    pub fn is_error(&self) -> bool {
+        match self {
+            Event::ComponentFailed { .. } | Event::ComponentRolledBack { .. } => true,
+            Event::RunFinished {
+                failed,
+                rolled_back,
+                ..
+            } => failed + rolled_back > 0,
+            _ => false,
+        }
+    }
+
+    /// Whether the event reports a change (for `on-change` report levels).
+    pub fn is_change(&self) -> bool {
+        match self {
+            Event::UpdatesAvailable { .. } | Event::RunStarted { .. } => false,
+            Event::RunFinished {
+                upgraded,
+                failed,
+                rolled_back,
+                ..
+            } => upgraded + failed + rolled_back > 0,
+            _ => true,
+        }
+    }
+}
+
+/// Tells the outside world (webhooks, chat, mail, a command).
+pub trait Notifier: Send + Sync {
+    /// Delivers one event. A failure never fails the run.
+    fn notify(&self, event: &Event) -> Result<(), PortError>;
 }
 
 /// What a service manager says about a unit.
@@ -141,4 +296,19 @@ pub trait HealthProbe: Send + Sync {
         component: &Component,
         expected: &Version,
     ) -> Result<crate::journal::HealthRecord, PortError>;
+}
+
+/// A notifier that only logs (the default when none is configured).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogNotifier;
+
+impl Notifier for LogNotifier {
+    fn notify(&self, event: &Event) -> Result<(), PortError> {
+        log::info!("event: {}", serde_json_line(event));
+        Ok(())
+    }
+}
+
+fn serde_json_line(event: &Event) -> String {
+    format!("{event:?}")
 }

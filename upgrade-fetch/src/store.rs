@@ -173,6 +173,7 @@ struct Marker {
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
+    bin_dir: PathBuf,
     dir: PathBuf,
     cache: PathBuf,
     http: Http,
@@ -204,6 +205,7 @@ impl Store {
         platform: Platform,
     ) -> Self {
         Store {
+            bin_dir: PathBuf::from("/usr/local/bin"),
             dir: dir.into(),
             cache: cache.into(),
             http,
@@ -219,6 +221,144 @@ impl Store {
         self.limits = limits;
         self.max_download = max_download;
         self
+    }
+
+    /// Where binary links go (`<root>/usr/local/bin`; that is the default with root `/`).
+    #[must_use]
+    pub fn with_bin_dir(mut self, bin_dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = bin_dir.into();
+        self
+    }
+
+    /// Replaces `path` by a symlink to `target` with one rename.
+    fn replace_with_link(path: &Path, target: &Path) -> Result<(), Error> {
+        if fs::read_link(path).is_ok_and(|t| t == target) {
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.obs-upgrade.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).map_err(io_err("cannot create link", &tmp))?;
+        fs::rename(&tmp, path).map_err(io_err("cannot replace", path))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("cannot sync", dir))
+    }
+
+    /// Adopts an unmanaged install: the binary (and the component's other
+    /// binaries found beside it) are copied into `<version>/` with a marker
+    /// (proof `adopted`), `current` points there, and each binary is replaced
+    /// by a link into `current`. A no-op when the component has a `current`.
+    pub fn adopt(&self, comp: &Component, binary: &Path, version: &Version) -> Result<(), Error> {
+        if self.current(&comp.name)?.is_some() {
+            return Ok(());
+        }
+        let final_dir = self.release_dir(&comp.name, version);
+        if Self::read_marker(&final_dir).is_none() {
+            let partial = final_dir.with_file_name(format!("{version}.partial"));
+            if partial.exists() {
+                fs::remove_dir_all(&partial).map_err(io_err("cannot remove", &partial))?;
+            }
+            fs::create_dir_all(&partial).map_err(io_err("cannot create", &partial))?;
+            let result = (|| {
+                let beside = binary.parent().unwrap_or(Path::new("/"));
+                let mut files = BTreeMap::new();
+                for (i, b) in comp.spec.binaries.iter().enumerate() {
+                    let src = if i == 0 {
+                        binary.to_owned()
+                    } else {
+                        beside.join(&b.name)
+                    };
+                    if !src.exists() {
+                        continue;
+                    }
+                    let to = partial.join(&b.name);
+                    // fs::copy follows links and keeps the mode.
+                    fs::copy(&src, &to).map_err(io_err("cannot copy", &src))?;
+                    File::open(&to)
+                        .and_then(|f| f.sync_all())
+                        .map_err(io_err("cannot sync", &to))?;
+                    files.insert(
+                        b.name.clone(),
+                        sha256_file(&to).map_err(io_err("cannot hash", &to))?,
+                    );
+                }
+                let main = files
+                    .get(comp.spec.main_binary())
+                    .cloned()
+                    .unwrap_or_default();
+                let marker = Marker {
+                    component: comp.name.clone(),
+                    version: version.clone(),
+                    asset: format!("adopted from {}", binary.display()),
+                    sha256: main,
+                    proof: Proof::Adopted,
+                    staged_at: jiff::Timestamp::now(),
+                    files,
+                };
+                let path = partial.join(MARKER);
+                fs::write(
+                    &path,
+                    serde_json::to_vec_pretty(&marker).expect("marker encodes"),
+                )
+                .map_err(io_err("cannot write", &path))?;
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("cannot sync", &path))
+            })();
+            if let Err(e) = result {
+                let _ = fs::remove_dir_all(&partial);
+                return Err(e);
+            }
+            fs::rename(&partial, &final_dir).map_err(io_err("cannot complete", &final_dir))?;
+        }
+        self.switch(&comp.name, version)?;
+        self.mark_good(&comp.name, version)?;
+        let beside = binary.parent().unwrap_or(Path::new("/")).to_owned();
+        for (i, b) in comp.spec.binaries.iter().enumerate() {
+            let path = if i == 0 {
+                binary.to_owned()
+            } else {
+                beside.join(&b.name)
+            };
+            if i == 0 || path.exists() {
+                Self::replace_with_link(
+                    &path,
+                    &self.dir.join(&comp.name).join("current").join(&b.name),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `<bin_dir>/<binary>` → `<store>/<component>/current/<binary>` for every binary.
+    pub fn link_binaries(&self, comp: &Component) -> Result<(), Error> {
+        for b in &comp.spec.binaries {
+            Self::replace_with_link(
+                &self.bin_dir.join(&b.name),
+                &self.dir.join(&comp.name).join("current").join(&b.name),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Free bytes on the file system of the store (or its nearest existing parent).
+    pub fn free_bytes(&self) -> Result<u64, Error> {
+        let mut at = self.dir.as_path();
+        while !at.exists() {
+            at = at.parent().unwrap_or(Path::new("/"));
+        }
+        let st = rustix::fs::statvfs(at).map_err(|e| Error::Io {
+            action: "cannot read free space of",
+            path: at.to_owned(),
+            source: e.into(),
+        })?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     /// The store directory.
@@ -408,7 +548,7 @@ impl Store {
                         Proof::Pinned => "pinned".to_owned(),
                         Proof::ApiDigest => "API".to_owned(),
                         Proof::ChecksumFile { name } => format!("checksum-file ({name})"),
-                        Proof::Unverified => "unverified".to_owned(),
+                        Proof::Unverified | Proof::Adopted => "unverified".to_owned(),
                     };
                     return Err(Error::Mismatch {
                         asset: asset.name.clone(),
@@ -651,5 +791,25 @@ impl ArtifactStore for Store {
     }
     fn remove(&self, component: &str, version: &Version) -> Result<(), PortError> {
         Ok(Store::remove(self, component, version)?)
+    }
+    fn adopt(
+        &self,
+        component: &Component,
+        binary: &Path,
+        version: &Version,
+    ) -> Result<(), PortError> {
+        Ok(Store::adopt(self, component, binary, version)?)
+    }
+    fn link_binaries(&self, component: &Component) -> Result<(), PortError> {
+        Ok(Store::link_binaries(self, component)?)
+    }
+    fn mark_good(&self, component: &str, version: &Version) -> Result<(), PortError> {
+        Ok(Store::mark_good(self, component, version)?)
+    }
+    fn last_good(&self, component: &str) -> Result<Option<Version>, PortError> {
+        Ok(Store::last_good(self, component)?)
+    }
+    fn free_bytes(&self) -> Result<u64, PortError> {
+        Ok(Store::free_bytes(self)?)
     }
 }

@@ -344,6 +344,7 @@ mod tests {
             host: "h".into(),
             user: "root".into(),
             command: vec![],
+            summary: String::new(),
         }
     }
 

@@ -10,6 +10,7 @@
 //!   [`health::CatalogHealth`] builds them from the catalog.
 //! - [`strategy`]: restart, stop–swap–start, reload, socket-activated restart.
 //! - [`detect`]: `--version` of an installed binary, stdout and stderr both.
+//! - [`host`]: the `Inspector` and `Backup` ports on the local file system.
 //!
 //! ```
 //! use std::time::Duration;
@@ -29,6 +30,7 @@
 pub mod detect;
 pub mod exposition;
 pub mod health;
+pub mod host;
 pub mod probes;
 pub mod strategy;
 pub mod supervisor;

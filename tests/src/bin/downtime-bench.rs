@@ -97,6 +97,7 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(10);
     let ns = nsd::NsSystemd::boot();
+    let bin = ns.stage_file(&bin);
     let sd = ns.systemd();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
