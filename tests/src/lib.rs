@@ -6,6 +6,7 @@ pub mod fixtures;
 pub mod http_stub;
 pub mod nsd;
 pub mod release_server;
+pub mod sandbox;
 pub mod world;
 
 use std::collections::BTreeMap;

@@ -227,6 +227,7 @@ impl Sandbox {
             backup: &backup,
             notifier: &notifier,
             layout: &self.layout,
+            observer: None,
         };
         f(&mut ports)
     }

@@ -1,8 +1,12 @@
 //! `obs-upgrade`: keeps a self-hosted observability stack up to date.
-#![allow(clippy::print_stderr, clippy::print_stdout)] // the binary talks to the terminal
+#![allow(clippy::print_stdout, clippy::print_stderr)] // the binary talks to the terminal
+
+mod args;
+mod cmd;
+mod ctx;
+mod exit;
+mod render;
 
 fn main() -> std::process::ExitCode {
-    // The commands arrive with the CLI issue; until then say so plainly.
-    eprintln!("obs-upgrade: the command-line interface is not built yet; see README.md");
-    std::process::ExitCode::from(2)
+    exit::run()
 }

@@ -158,7 +158,12 @@ pub struct Ports<'a> {
     pub notifier: &'a dyn Notifier,
     /// Where things are.
     pub layout: &'a Layout,
+    /// Told of every journal point as it is recorded (progress display).
+    pub observer: Option<&'a Observer<'a>>,
 }
+
+/// Told of each journal point: the step key, the step and what happened.
+pub type Observer<'a> = dyn Fn(&str, TxStep, &StepEvent) + 'a;
 
 /// Asks before a step (safe mode, interactive approval); `true` goes ahead.
 pub type Confirm<'a> = &'a mut dyn FnMut(&Step) -> bool;
@@ -328,6 +333,9 @@ impl Run<'_, '_> {
 
     /// Journals a point, saving the record.
     fn point(&mut self, key: &str, step: TxStep, event: StepEvent) -> Result<(), Error> {
+        if let Some(observe) = self.ports.observer {
+            observe(key, step, &event);
+        }
         let c = self
             .record
             .components

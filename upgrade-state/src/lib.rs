@@ -107,3 +107,39 @@ impl Journal for FileJournal {
         Ok(self.history.append(record)?)
     }
 }
+
+/// Removes run backups (`<state>/backups/<run>/`) older than `max_age`,
+/// except `keep_run`'s. Returns the removed directories.
+pub fn prune_backups(
+    paths: &Paths,
+    max_age: std::time::Duration,
+    keep_run: Option<&str>,
+) -> Result<Vec<PathBuf>, fsutil::IoError> {
+    let dir = paths.state_dir.join("backups");
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(removed);
+    };
+    let now = std::time::SystemTime::now();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if Some(name.as_str()) == keep_run {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age > max_age);
+        if old {
+            std::fs::remove_dir_all(e.path()).map_err(|source| fsutil::IoError {
+                action: "cannot remove",
+                path: e.path(),
+                source,
+            })?;
+            removed.push(e.path());
+        }
+    }
+    Ok(removed)
+}

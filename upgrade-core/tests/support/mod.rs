@@ -486,6 +486,7 @@ impl Fakes {
             backup: &self.backup,
             notifier: &self.notifier,
             layout: &self.layout,
+            observer: None,
         }
     }
 }

@@ -1,0 +1,238 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps a self-hosted observability stack (Prometheus, Alertmanager, the
+/// exporters, Loki, Promtail/Alloy) up to date, safely: plan, download and
+/// verify, back up, switch atomically, restart, health-check, roll back by
+/// itself.
+#[derive(Debug, Parser)]
+#[command(name = "obs-upgrade", version, propagate_version = true, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_CODES: &str = "Exit codes:\n  0    done, or nothing to do\n  1    failed (and rolled back where it had switched)\n  2    usage or configuration error\n  3    another run holds the lock\n  4    interrupted: run `obs-upgrade resume`\n  100  updates available (`check --exit-code`)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceManager {
+    /// systemd on the real root, else the supervisor.
+    Auto,
+    Systemd,
+    Supervisor,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The stack file (default: `<root>/etc/obs-upgrade/stack.yaml` or `.toml`; none: the built-in catalog)
+    #[arg(long, global = true, env = "OBS_UPGRADE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Operate on this root instead of / (every path is under it)
+    #[arg(long, global = true, default_value = "/", env = "OBS_UPGRADE_ROOT")]
+    pub root: PathBuf,
+    /// The environment whose overrides apply (production, staging, …)
+    #[arg(long, global = true, env = "OBS_UPGRADE_ENVIRONMENT")]
+    pub environment: Option<String>,
+    /// Use only cached API answers and mirrors; no network
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Machine-readable output (see docs/cli.md for the schema)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v info, -vv debug); `RUST_LOG` wins when set
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Colors: auto (a terminal and no `NO_COLOR`), always, never
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// How services are run
+    #[arg(long, global = true, value_enum, default_value_t = ServiceManager::Auto, env = "OBS_UPGRADE_SERVICE_MANAGER")]
+    pub service_manager: ServiceManager,
+    /// Wait up to this many seconds for another run's lock instead of failing
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub wait_lock: Option<u64>,
+    /// GitHub API base URL (GitHub Enterprise, a local mirror speaking the API)
+    #[arg(
+        long,
+        global = true,
+        env = "OBS_UPGRADE_GITHUB_API",
+        hide_short_help = true
+    )]
+    pub github_api: Option<String>,
+    /// Default mirror directory for components with `source: mirror`
+    #[arg(long, global = true, env = "OBS_UPGRADE_MIRROR")]
+    pub mirror: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Selection {
+    /// Only this component
+    #[arg(long, conflicts_with = "phase")]
+    pub component: Option<String>,
+    /// Only this phase
+    #[arg(long)]
+    pub phase: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Safe,
+    Standard,
+    Fast,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Installed and available versions of every component
+    #[command(
+        after_help = "Examples:\n  obs-upgrade check\n  obs-upgrade check --exit-code   # 100 when updates are available\n  obs-upgrade check --json"
+    )]
+    Check {
+        /// Exit 100 when updates are available
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// The plan: phases, steps, risk, approval, and why others are skipped or blocked
+    #[command(
+        after_help = "Examples:\n  obs-upgrade plan\n  obs-upgrade plan --component prometheus\n  obs-upgrade --environment staging plan"
+    )]
+    Plan(Selection),
+    /// Download and verify planned releases now; switch nothing
+    #[command(after_help = "Examples:\n  obs-upgrade stage\n  obs-upgrade stage --phase exporters")]
+    Stage(Selection),
+    /// Carry out the plan
+    #[command(
+        after_help = "Examples:\n  obs-upgrade apply --dry-run\n  obs-upgrade apply --component node_exporter\n  obs-upgrade apply --yes              # approve steps beyond the policy's `allow`\n  obs-upgrade apply --unattended       # never prompt; only steps policy allows"
+    )]
+    Apply {
+        #[command(flatten)]
+        selection: Selection,
+        /// Plan and preflight only; nothing changes
+        #[arg(long)]
+        dry_run: bool,
+        /// safe: ask before each component; standard: go on; fast: no pauses
+        #[arg(long, value_enum, default_value_t = ModeArg::Standard)]
+        mode: ModeArg,
+        /// Approve steps that need approval without asking
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Never prompt; apply only steps the policy allows
+        #[arg(long, conflicts_with = "yes")]
+        unattended: bool,
+        /// Upgrade a component even when it is unhealthy before the run
+        #[arg(long)]
+        allow_unhealthy: bool,
+    },
+    /// Finish an interrupted run
+    #[command(after_help = "Example:\n  obs-upgrade resume")]
+    Resume,
+    /// The current or last run, each component, and the lock holder
+    #[command(after_help = "Examples:\n  obs-upgrade status\n  obs-upgrade status --json")]
+    Status,
+    /// Go back to an earlier version
+    #[command(
+        after_help = "Examples:\n  obs-upgrade rollback --list\n  obs-upgrade rollback --component node_exporter --previous\n  obs-upgrade rollback --component prometheus --to 2.55.1\n  obs-upgrade rollback --run 20261121T030000Z-1a2b\n  obs-upgrade rollback --previous          # undo the last run"
+    )]
+    Rollback {
+        /// The component to move
+        #[arg(long)]
+        component: Option<String>,
+        /// The version to go to (must be in the store)
+        #[arg(long, requires = "component", conflicts_with_all = ["run", "previous"])]
+        to: Option<String>,
+        /// Undo everything a past run upgraded
+        #[arg(long, conflicts_with_all = ["component", "previous"])]
+        run: Option<String>,
+        /// The version before the current one (with --component), or undo the last run
+        #[arg(long)]
+        previous: bool,
+        /// List the versions and runs one can go back to
+        #[arg(long)]
+        list: bool,
+    },
+    /// Past runs and component outcomes
+    #[command(
+        after_help = "Examples:\n  obs-upgrade history --limit 20\n  obs-upgrade history --component prometheus\n  obs-upgrade history --stats"
+    )]
+    History {
+        #[arg(long)]
+        component: Option<String>,
+        /// The newest N records
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Success rate, mean durations, rollbacks per component
+        #[arg(long)]
+        stats: bool,
+    },
+    /// The store: versions, current, last known-good
+    #[command(after_help = "Example:\n  obs-upgrade versions")]
+    Versions,
+    /// Remove old versions and backups (never the current or last known-good)
+    #[command(
+        after_help = "Examples:\n  obs-upgrade prune --dry-run\n  obs-upgrade prune --keep 2 --backup-days 14"
+    )]
+    Prune {
+        /// Versions kept per component, besides current and last known-good
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+        /// Backups kept this many days
+        #[arg(long, default_value_t = 30)]
+        backup_days: u64,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The stack file: check it, show it resolved, or print an example
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// The journal: reset a damaged state file
+    #[command(subcommand)]
+    State(StateCmd),
+    /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
+    #[command(subcommand)]
+    Supervisor(SupervisorCmd),
+    /// Shell completions
+    Completions { shell: clap_complete::Shell },
+    /// The manual page (roff)
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Load and validate the stack file
+    Check,
+    /// The stack as resolved for the environment (catalog merged, policies layered)
+    Show,
+    /// A complete, commented example stack file
+    Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCmd {
+    /// Set a damaged state file aside and continue from its good copy
+    Reset,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SupervisorCmd {
+    /// Start services (all when none named)
+    Start { units: Vec<String> },
+    /// Stop services (all when none named)
+    Stop { units: Vec<String> },
+    /// Services and their pids
+    Status,
+}
