@@ -323,7 +323,12 @@ impl StackFile {
                     if let Some(pos) = message.find(" at line ") {
                         message.truncate(pos);
                     }
-                    if let Some(rest) = message.strip_prefix(key.as_str()) {
+                    // The YAML error may start with the path again (or a parent of it).
+                    let path = key.trim_end_matches(": ");
+                    if let Some((head, rest)) = message.split_once(": ")
+                        && !head.contains(' ')
+                        && path.starts_with(head)
+                    {
                         message = rest.to_owned();
                     }
                     Error::Syntax {

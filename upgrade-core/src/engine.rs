@@ -1039,6 +1039,13 @@ pub fn apply(
             components: keys,
         });
     }
+    if record
+        .components
+        .values()
+        .all(|c| c.status != ComponentStatus::Pending)
+    {
+        return nothing_to_do(ports, opts, &record, t);
+    }
     let versions: BTreeMap<String, Version> = plan
         .steps()
         .map(|s| (s.component.clone(), s.from.clone()))
@@ -1063,6 +1070,50 @@ pub fn apply(
     })?;
     run.drive(confirm)?;
     run.finish_run()
+}
+
+/// Nothing to do: history says so; the state file keeps the last real run.
+fn nothing_to_do(
+    ports: &mut Ports<'_>,
+    opts: &Options,
+    record: &RunRecord,
+    started: Timestamp,
+) -> Result<RunReport, Error> {
+    let steps = record
+        .components
+        .iter()
+        .map(|(k, c)| StepReport {
+            key: k.clone(),
+            component: k.split(':').next().unwrap_or(k).to_owned(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            status: c.status.clone(),
+            message: c.skip_reason.clone(),
+        })
+        .collect();
+    let rec = HistoryRecord::Run {
+        run_id: opts.run_id.clone(),
+        started_at: started,
+        finished_at: now(),
+        status: RunStatus::Completed,
+        mode: opts.mode.name().into(),
+        environment: opts.environment.clone(),
+        host: opts.host.clone(),
+        user: opts.user.clone(),
+        command: opts.command.clone(),
+        summary: if record.components.is_empty() {
+            "nothing to do".into()
+        } else {
+            "nothing to do (every step skipped)".into()
+        },
+    };
+    ports.journal.append_history(&rec).map_err(Error::Journal)?;
+    Ok(RunReport {
+        run_id: opts.run_id.clone(),
+        status: RunStatus::Completed,
+        steps,
+        notes: Vec::new(),
+    })
 }
 
 /// Plan and preflight only: reads, never writes.

@@ -213,6 +213,7 @@ pub fn print_report(ctx: &Ctx, report: &RunReport) -> Result<u8> {
     let mut t = Table::new(&["COMPONENT", "FROM → TO", "RESULT", "DETAIL"]);
     for s in &report.steps {
         let result = match &s.status {
+            ComponentStatus::Completed if s.to < s.from => "downgraded".to_owned(),
             ComponentStatus::Completed => "upgraded".to_owned(),
             ComponentStatus::RolledBack => "rolled back".to_owned(),
             ComponentStatus::Failed => "FAILED".to_owned(),

@@ -1,0 +1,250 @@
+//! Snapshots of every command's human and `--json` output on a sandbox root
+//! (paths, ports, pids, run ids, times and digests filtered), and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use obs_upgrade_tests::sandbox;
+
+/// A binary of the workspace, built beside this test.
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built; run `cargo build --workspace` (nextest --workspace builds it)",
+        p.display()
+    );
+    p
+}
+
+struct Sb {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Sb {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let created = sandbox::create(dir.path(), &bin("sandbox-exporter")).unwrap();
+        Sb {
+            root: created.root,
+            dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(bin("obs-upgrade"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    fn publish(&self, component: &str, version: &str) {
+        let exporter = std::fs::read(bin("sandbox-exporter")).unwrap();
+        sandbox::publish(
+            &self.dir.path().join("mirror"),
+            &exporter,
+            component,
+            version,
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Sb {
+    fn drop(&mut self) {
+        sandbox::stop_all(&self.root);
+    }
+}
+
+fn settings(dir: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    // Before the path filter: its replacement holds a `]`.
+    s.add_filter(r#""command": \[[^\]]*\]"#, r#""command": [COMMAND]"#);
+    s.add_filter(&regex_escape(&dir.display().to_string()), "[SANDBOX]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s.add_filter(r"\bport: \d+", "port: [PORT]");
+    s.add_filter(r#""port": \d+"#, r#""port": [PORT]"#);
+    s.add_filter(r"\b\d{8}T\d{6}Z-[0-9a-f]+\b", "[RUN_ID]");
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "[TIME]",
+    );
+    s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    s.add_filter(r"pid \d+", "pid [PID]");
+    s.add_filter(r"(running\s+)\d+", "${1}[PID]");
+    s.add_filter(r#""pid": \d+"#, r#""pid": [PID]"#);
+    s.add_filter(r"\d+\.\d s\b", "[SECS] s");
+    s.add_filter(
+        r#""(mean_duration_secs|success_rate)": [0-9.e-]+"#,
+        r#""$1": [N]"#,
+    );
+    s.add_filter(r#""(host|user)": "[^"]*""#, r#""$1": "[$1]""#);
+    s.add_filter(r#""(attempts|elapsed_ms)": \d+"#, r#""$1": [N]"#);
+    s.add_filter(r"\(\d+ attempts\)", "([N] attempts)");
+    s
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit: {}\n{}",
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout)
+    )
+}
+
+/// Runs and snapshots a command, human and JSON.
+fn both(sb: &Sb, name: &str, args: &[&str]) {
+    let human = sb.run(args);
+    insta::assert_snapshot!(name.to_owned(), text(&human));
+    let mut json_args = vec!["--json"];
+    json_args.extend_from_slice(args);
+    let json = sb.run(&json_args);
+    let out = String::from_utf8_lossy(&json.stdout).into_owned();
+    let v: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{name} --json is not JSON ({e}): {out}"));
+    assert!(
+        v["schema"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("obs-upgrade/")),
+        "{name}: {v}"
+    );
+    insta::assert_snapshot!(format!("{name}.json"), text(&json));
+}
+
+#[test]
+fn every_command_on_a_sandbox() {
+    let sb = Sb::new();
+    let _g = settings(sb.dir.path()).bind_to_scope();
+
+    both(&sb, "check", &["check"]);
+    let o = sb.run(&["check", "--exit-code"]);
+    assert_eq!(o.status.code(), Some(100), "updates available");
+    both(&sb, "plan", &["plan"]);
+    both(
+        &sb,
+        "plan-component",
+        &["plan", "--component", "nginx_exporter"],
+    );
+    both(&sb, "apply-dry-run", &["apply", "--dry-run"]);
+    both(&sb, "status-before", &["status"]);
+    both(&sb, "versions-before", &["versions"]);
+    both(&sb, "stage", &["stage", "--component", "mysqld_exporter"]);
+    both(&sb, "apply", &["apply"]);
+    // Idempotent: the second run does nothing (its JSON is snapshotted too).
+    both(&sb, "apply-again", &["apply"]);
+    assert_eq!(sb.run(&["check", "--exit-code"]).status.code(), Some(0));
+    both(&sb, "status", &["status"]);
+    both(&sb, "versions", &["versions"]);
+
+    sb.publish("node_exporter", "1.10.0+broken");
+    let o = sb.run(&["apply", "--component", "node_exporter"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "failed and rolled back: {}",
+        text(&o)
+    );
+    insta::assert_snapshot!("apply-rolled-back", text(&o));
+    both(&sb, "history", &["history"]);
+    both(
+        &sb,
+        "history-component",
+        &["history", "--component", "nginx_exporter"],
+    );
+    both(&sb, "history-stats", &["history", "--stats"]);
+    both(&sb, "rollback-list", &["rollback", "--list"]);
+    let o = sb.run(&["rollback", "--component", "node_exporter", "--previous"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    insta::assert_snapshot!("rollback-previous", text(&o));
+    let o = sb.run(&[
+        "--json",
+        "rollback",
+        "--component",
+        "mysqld_exporter",
+        "--to",
+        "0.17.0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    insta::assert_snapshot!("rollback-to.json", text(&o));
+    both(&sb, "prune-dry-run", &["prune", "--dry-run", "--keep", "1"]);
+    both(&sb, "resume-nothing", &["versions"]);
+    let o = sb.run(&["resume"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("there is no interrupted run to resume"));
+    both(&sb, "config-check", &["config", "check"]);
+    both(&sb, "config-show", &["config", "show"]);
+    let o = sb.run(&["supervisor", "status"]);
+    insta::assert_snapshot!("supervisor-status", text(&o));
+}
+
+#[test]
+fn config_errors_usage_and_the_lock() {
+    let sb = Sb::new();
+    let _g = settings(sb.dir.path()).bind_to_scope();
+    // A bad stack file: exit 2, file, line and key.
+    let bad = sb.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "components:\n  node_exporter:\n    alow: minor\n").unwrap();
+    let o = sb.run(&["--config", bad.to_str().unwrap(), "check"]);
+    assert_eq!(o.status.code(), Some(2));
+    insta::assert_snapshot!("config-error", String::from_utf8_lossy(&o.stderr));
+    let o = sb.run(&["plan", "--component", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown component `nope`"));
+    let o = sb.run(&["apply", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2), "usage errors exit 2");
+    // Another run holds the lock: exit 3, naming the holder.
+    let lock = upgrade_state::RunLock::new(sb.root.join("var/lib/obs-upgrade/lock"));
+    let _held = lock
+        .try_acquire(&upgrade_state::HolderInfo::current())
+        .unwrap();
+    let o = sb.run(&["apply"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())) && err.contains("--wait-lock"),
+        "{err}"
+    );
+    let o = sb.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("lock: held by pid {}", std::process::id()))
+    );
+    // Help, completions and the man page.
+    for args in [
+        &["--help"][..],
+        &["apply", "--help"],
+        &["completions", "bash"],
+        &["man"],
+        &["config", "example"],
+    ] {
+        let o = sb.run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("obs-upgrade")
+                || args == ["config", "example"],
+            "{args:?}"
+        );
+    }
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&sb.run(&["--help"]).stdout));
+}
