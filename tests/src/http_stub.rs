@@ -109,3 +109,73 @@ impl Stub {
         format!("http://{}{path}", self.addr)
     }
 }
+
+/// A loopback HTTP receiver that records every request body and answers a fixed status.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    addr: SocketAddr,
+    bodies: Arc<Mutex<Vec<(String, String)>>>,
+    status: Arc<Mutex<u16>>,
+}
+
+impl Receiver {
+    /// Starts, answering `status`.
+    pub fn start(status: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let bodies: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let status = Arc::new(Mutex::new(status));
+        let (b, st) = (bodies.clone(), status.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut out = conn.try_clone().expect("clone");
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = std::io::Read::read_exact(&mut r, &mut body);
+                b.lock()
+                    .expect("bodies")
+                    .push((path, String::from_utf8_lossy(&body).into_owned()));
+                let code = *st.lock().expect("status");
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver {
+            addr,
+            bodies,
+            status,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The bodies received, with their paths.
+    pub fn bodies(&self) -> Vec<(String, String)> {
+        self.bodies.lock().expect("bodies").clone()
+    }
+
+    /// Changes the status answered.
+    pub fn answer(&self, status: u16) {
+        *self.status.lock().expect("status") = status;
+    }
+}

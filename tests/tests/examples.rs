@@ -18,6 +18,11 @@ fn yaml_and_toml_examples_load_and_agree() {
     assert_eq!(yaml.components, toml.components);
     assert_eq!(yaml.phases, toml.phases);
     assert_eq!(yaml.rules, toml.rules);
+    assert_eq!(yaml.maintenance, toml.maintenance);
+    assert_eq!(yaml.notifications, toml.notifications);
+    assert_eq!(yaml.metrics, toml.metrics);
+    assert_eq!(yaml.maintenance.schedule.windows.len(), 2);
+    assert_eq!(yaml.notifications.webhooks.len(), 2);
     assert_eq!(yaml.environment.as_deref(), Some("production"));
     assert_eq!(yaml.components.len(), 7);
     assert_eq!(yaml.components["prometheus"].policy.track, Track::Lts);

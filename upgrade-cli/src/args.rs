@@ -106,6 +106,9 @@ pub enum Command {
         /// Exit 100 when updates are available
         #[arg(long)]
         exit_code: bool,
+        /// Send an "updates available" notification when there are updates
+        #[arg(long)]
+        notify: bool,
     },
     /// The plan: phases, steps, risk, approval, and why others are skipped or blocked
     #[command(
@@ -205,6 +208,21 @@ pub enum Command {
     /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
     #[command(subcommand)]
     Supervisor(SupervisorCmd),
+    /// Self-metrics for the textfile collector of the node exporter
+    #[command(
+        after_help = "Examples:\n  obs-upgrade metrics            # print them\n  obs-upgrade metrics --write    # write the file named by `metrics.textfile`"
+    )]
+    Metrics {
+        /// Write the file (atomically) instead of printing
+        #[arg(long)]
+        write: bool,
+        /// Another file than the stack file's `metrics.textfile`
+        #[arg(long, requires = "write")]
+        path: Option<PathBuf>,
+    },
+    /// systemd timers for unattended operation
+    #[command(subcommand)]
+    Timer(TimerCmd),
     /// Shell completions
     Completions { shell: clap_complete::Shell },
     /// The manual page (roff)
@@ -234,5 +252,25 @@ pub enum SupervisorCmd {
     /// Stop services (all when none named)
     Stop { units: Vec<String> },
     /// Services and their pids
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TimerCmd {
+    /// Write and enable obs-upgrade-check.{service,timer} and obs-upgrade-apply.{service,timer}
+    #[command(
+        after_help = "The apply timer fires when a maintenance window opens (`maintenance.windows`);\nthe check timer runs daily, stages downloads and writes the metrics file."
+    )]
+    Install {
+        /// The obs-upgrade binary the units run [default: this one]
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Write the unit files only; do not enable them
+        #[arg(long)]
+        no_enable: bool,
+    },
+    /// Disable and remove the units
+    Remove,
+    /// Whether the units are installed, and when they fire next
     Status,
 }

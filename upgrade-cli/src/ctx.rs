@@ -134,6 +134,35 @@ impl Ctx {
         LocalInspector::new(self.layout.clone(), self.layout.unit_dir())
     }
 
+    pub fn host_name() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The configured notifiers, or one that only logs.
+    pub fn notifier(&self) -> Box<dyn upgrade_core::ports::Notifier> {
+        let n = upgrade_systemd::notify::Notifiers::new(
+            self.stack.notifications.clone(),
+            &Self::host_name(),
+        );
+        if n.is_empty() {
+            Box::new(upgrade_core::ports::LogNotifier)
+        } else {
+            Box::new(n)
+        }
+    }
+
+    /// The metrics file.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.layout.host(&self.stack.metrics.textfile)
+    }
+
+    /// Where the time of the last clean check is kept.
+    pub fn last_check_file(&self) -> PathBuf {
+        self.layout.state_dir().join("last-check")
+    }
+
     pub fn backup(&self) -> FileBackup {
         FileBackup::new(self.layout.clone(), self.layout.unit_dir())
     }
@@ -235,6 +264,12 @@ impl Ctx {
         }
         if let Some(left) = sources.client().rate_limit().remaining {
             log::info!("API requests left this hour: {left}");
+        }
+        if errors.is_empty() {
+            // Best effort: only a host with a writable state directory keeps it.
+            let _ = std::fs::create_dir_all(self.layout.state_dir()).and_then(|()| {
+                std::fs::write(self.last_check_file(), jiff::Timestamp::now().to_string())
+            });
         }
         Resolution {
             installed,

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, ArchiveKind, BinarySpec, ComponentSpec, Reload, SourceKind};
+use crate::planner::Risk;
 use crate::policy::{Age, Allow, Policy, PolicyOverride, Track, VersionMatcher};
 use crate::rules::Rules;
+use crate::window::Schedule;
 
 /// The environment variable that chooses the environment when no flag does.
 pub const ENVIRONMENT_VAR: &str = "OBS_UPGRADE_ENVIRONMENT";
@@ -139,6 +141,130 @@ pub struct ComponentConfig {
     /// SHA-256 digests pinned per version (strongest proof).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sha256: BTreeMap<String, String>,
+    /// The highest risk applied unattended for this component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve: Option<Risk>,
+}
+
+/// When unattended runs may switch, and what they may apply by themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// Windows and blackout dates.
+    #[serde(flatten)]
+    pub schedule: Schedule,
+    /// The highest risk applied unattended (default `low`).
+    #[serde(default = "low")]
+    pub auto_approve: Risk,
+}
+
+fn low() -> Risk {
+    Risk::Low
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance {
+            schedule: Schedule::default(),
+            auto_approve: Risk::Low,
+        }
+    }
+}
+
+/// How much to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportLevel {
+    /// Every event.
+    Always,
+    /// Events that change something (and updates available).
+    #[default]
+    OnChange,
+    /// Failures and rollbacks only.
+    OnError,
+}
+
+/// The body a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The documented JSON event.
+    #[default]
+    Json,
+    /// `{"text": "…"}`, for Slack and compatible chats.
+    Slack,
+}
+
+/// A webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Where to POST.
+    pub url: String,
+    /// The body's shape.
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// Mail through a sendmail-compatible command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender.
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// The command (`sendmail -t -i` is called with the message on stdin).
+    #[serde(default = "default_sendmail")]
+    pub sendmail: String,
+}
+
+fn default_from() -> String {
+    "obs-upgrade@localhost".into()
+}
+
+fn default_sendmail() -> String {
+    "/usr/sbin/sendmail".into()
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// How much to report.
+    #[serde(default)]
+    pub level: ReportLevel,
+    /// Webhooks.
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+    /// Commands run with the event in the environment and as JSON on stdin.
+    #[serde(default)]
+    pub commands: Vec<Vec<String>>,
+    /// Mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+}
+
+/// Self-metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// The file for `node_exporter`'s textfile collector.
+    #[serde(default = "default_textfile")]
+    pub textfile: String,
+}
+
+fn default_textfile() -> String {
+    "/var/lib/prometheus/node-exporter/obs_upgrade.prom".into()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            textfile: default_textfile(),
+        }
+    }
 }
 
 /// An environment's overrides.
@@ -154,7 +280,7 @@ pub struct EnvironmentConfig {
 }
 
 /// The stack file as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackFile {
     /// The environment used when neither `--environment` nor
@@ -179,10 +305,36 @@ pub struct StackFile {
     /// Whether the built-in rules apply (default true).
     #[serde(default = "yes")]
     pub builtin_rules: bool,
+    /// Maintenance windows and auto-approval.
+    #[serde(default)]
+    pub maintenance: Maintenance,
+    /// Notifications.
+    #[serde(default)]
+    pub notifications: Notifications,
+    /// Self-metrics.
+    #[serde(default)]
+    pub metrics: Metrics,
 }
 
 fn yes() -> bool {
     true
+}
+
+impl Default for StackFile {
+    fn default() -> Self {
+        StackFile {
+            environment: None,
+            defaults: PolicyOverride::default(),
+            phases: None,
+            components: BTreeMap::new(),
+            environments: BTreeMap::new(),
+            rules: Rules::default(),
+            builtin_rules: true,
+            maintenance: Maintenance::default(),
+            notifications: Notifications::default(),
+            metrics: Metrics::default(),
+        }
+    }
 }
 
 /// A component of a resolved stack.
@@ -200,6 +352,8 @@ pub struct Component {
     pub depends_on: Vec<String>,
     /// Pinned SHA-256 digests by version.
     pub sha256: BTreeMap<String, String>,
+    /// The highest risk applied unattended.
+    pub auto_approve: Risk,
 }
 
 /// A stack resolved for one environment: what the planner and engine use.
@@ -215,6 +369,12 @@ pub struct Stack {
     pub components: BTreeMap<String, Component>,
     /// All rules in force.
     pub rules: Rules,
+    /// Maintenance windows and auto-approval.
+    pub maintenance: Maintenance,
+    /// Notifications.
+    pub notifications: Notifications,
+    /// Self-metrics.
+    pub metrics: Metrics,
 }
 
 /// Why a stack file was refused.
@@ -498,6 +658,7 @@ impl StackFile {
                     phase,
                     depends_on: cfg.depends_on.clone(),
                     sha256: cfg.sha256.clone(),
+                    auto_approve: cfg.auto_approve.unwrap_or(self.maintenance.auto_approve),
                 },
             );
         }
@@ -569,12 +730,28 @@ impl StackFile {
         };
         rules.extend(self.rules.clone());
 
+        for (i, u) in self.notifications.webhooks.iter().enumerate() {
+            if !(u.url.starts_with("https://") || u.url.starts_with("http://")) {
+                return Err(invalid(
+                    format!("notifications.webhooks[{i}].url"),
+                    format!("`{}` is not an http(s) URL", u.url),
+                ));
+            }
+        }
+        for (i, c) in self.notifications.commands.iter().enumerate() {
+            if c.is_empty() {
+                return Err(invalid(format!("notifications.commands[{i}]"), "an empty command; write it as a list: [\"/usr/local/bin/notify\", \"--quiet\"]".into()));
+            }
+        }
         Ok(Stack {
             source: None,
             environment,
             phases,
             components,
             rules,
+            maintenance: self.maintenance.clone(),
+            notifications: self.notifications.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 }

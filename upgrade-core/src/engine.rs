@@ -1017,6 +1017,30 @@ pub fn apply(
             if !in_scope(stack, &opts.scope, step) {
                 c.status = ComponentStatus::Skipped;
                 c.skip_reason = Some("outside the scope of this run".into());
+            } else if opts.unattended
+                && !opts.approve_all
+                && (step.needs_approval
+                    || stack
+                        .components
+                        .get(&step.component)
+                        .is_some_and(|comp| step.risk > comp.auto_approve))
+            {
+                let limit = stack
+                    .components
+                    .get(&step.component)
+                    .map_or(crate::planner::Risk::Low, |comp| comp.auto_approve);
+                c.status = ComponentStatus::Skipped;
+                c.skip_reason = Some(if step.needs_approval {
+                    format!(
+                        "awaiting approval: a {} change is beyond the policy's `allow`",
+                        step.change
+                    )
+                } else {
+                    format!(
+                        "awaiting approval: {} risk is above auto_approve `{limit}`",
+                        step.risk
+                    )
+                });
             } else if step.needs_approval && !opts.approve_all {
                 let approved = !opts.unattended && confirm(step);
                 if !approved {

@@ -8,6 +8,7 @@
 //! - [`planner`]: installed + available + policy → ordered phases of steps.
 //! - [`engine`]: the transactional apply, rollback, resume, prune.
 //! - [`journal`]: the run record, its status machine, step journal, resume point.
+//! - [`window`]: maintenance windows, blackout dates, the next opening.
 //! - [`ports`]: the traits adapters implement (journal, release source, artifact store).
 //!
 //! No network, no processes: the other crates do I/O and call into this one.
@@ -51,6 +52,7 @@ pub mod policy;
 pub mod ports;
 pub mod rules;
 pub mod version;
+pub mod window;
 
 pub use config::Stack;
 pub use planner::{Plan, PlanInput, Release, plan};

@@ -663,3 +663,30 @@ fn a_failing_notifier_never_fails_the_run() {
     assert_eq!(failures, 5, "each failed notification is in history");
     let _ = BTreeMap::<u8, u8>::new();
 }
+
+#[test]
+fn unattended_applies_only_up_to_the_auto_approve_risk() {
+    // 1.0.0 → 1.1.0 is a minor change: medium risk. auto_approve low holds it back.
+    let (s, w, disk) = (stack(""), world(), Disk::default());
+    let mut o = opts();
+    o.unattended = true;
+    let r = apply(&s, &w, &disk, None, &o).unwrap();
+    assert_eq!(r.upgraded(), 0);
+    assert!(
+        r.steps.iter().all(|st| st
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("medium risk is above auto_approve `low`")),
+        "{r:?}"
+    );
+    // Raised for one component, that one goes ahead.
+    let yaml = "maintenance: {auto_approve: low}\ncomponents:\n  node_exporter: {allow: major, auto_approve: medium}\n  mysqld_exporter: {allow: major}\n  nginx_exporter: {allow: major}\n";
+    let s =
+        upgrade_core::Stack::from_text(yaml, upgrade_core::config::Format::Yaml, "u.yaml", None)
+            .unwrap();
+    let (w, disk) = (world(), Disk::default());
+    let r = apply(&s, &w, &disk, None, &o).unwrap();
+    assert_eq!(r.upgraded(), 1);
+    assert_eq!(w.lock().unwrap().running["node_exporter"], v("1.1.0"));
+}

@@ -65,6 +65,17 @@ pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
 /// names a path, the old file is first hard-linked there (also atomically),
 /// so `path` itself always exists and is always complete.
 pub fn atomic_write(path: &Path, bytes: &[u8], keep_prev: Option<&Path>) -> Result<(), IoError> {
+    atomic_write_mode(path, bytes, keep_prev, FILE_MODE)
+}
+
+/// [`atomic_write`] with another mode for the new file (0644 for files other
+/// programs read, like the metrics for `node_exporter`'s textfile collector).
+pub fn atomic_write_mode(
+    path: &Path,
+    bytes: &[u8],
+    keep_prev: Option<&Path>,
+    mode: u32,
+) -> Result<(), IoError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -79,7 +90,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8], keep_prev: Option<&Path>) -> Resu
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(FILE_MODE)
+            .mode(mode)
             .open(&tmp)
             .map_err(io_err("cannot create", &tmp))?;
         f.write_all(bytes).map_err(io_err("cannot write", &tmp))?;

@@ -37,6 +37,7 @@
 pub mod fsutil;
 pub mod history;
 pub mod lock;
+pub mod metrics;
 pub mod state;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,8 @@
 //! - [`strategy`]: restart, stop–swap–start, reload, socket-activated restart.
 //! - [`detect`]: `--version` of an installed binary, stdout and stderr both.
 //! - [`host`]: the `Inspector` and `Backup` ports on the local file system.
+//! - [`notify`]: webhooks, chat, command hooks and mail (the `Notifier` port).
+//! - [`timers`]: the systemd units of unattended operation.
 //!
 //! ```
 //! use std::time::Duration;
@@ -31,7 +33,9 @@ pub mod detect;
 pub mod exposition;
 pub mod health;
 pub mod host;
+pub mod notify;
 pub mod probes;
 pub mod strategy;
 pub mod supervisor;
 pub mod systemctl;
+pub mod timers;

@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use upgrade_core::engine::{self, Mode, Options, Ports, RunReport};
 use upgrade_core::journal::{ComponentStatus, StepEvent, TxStep};
 use upgrade_core::planner::{Plan, Release, Step};
-use upgrade_core::ports::LogNotifier;
 use upgrade_state::FileJournal;
 use upgrade_systemd::health::CatalogHealth;
 
@@ -155,7 +154,7 @@ fn with_ports<T>(ctx: &Ctx, f: impl FnOnce(&mut Ports<'_>) -> T) -> Result<T> {
     let health = CatalogHealth::new(services.clone(), "127.0.0.1");
     let inspector = ctx.inspector();
     let backup = ctx.backup();
-    let notifier = LogNotifier;
+    let notifier = ctx.notifier();
     let spinner = interactive(ctx).then(|| {
         let s = ProgressBar::new_spinner();
         s.enable_steady_tick(Duration::from_millis(120));
@@ -178,7 +177,7 @@ fn with_ports<T>(ctx: &Ctx, f: impl FnOnce(&mut Ports<'_>) -> T) -> Result<T> {
         health: &health,
         inspector: &inspector,
         backup: &backup,
-        notifier: &notifier,
+        notifier: notifier.as_ref(),
         layout: &ctx.layout,
         observer: Some(&observe),
     };
@@ -260,6 +259,25 @@ pub fn apply(ctx: &Ctx, sel: &Selection, a: &ApplyArgs) -> Result<u8> {
             ModeArg::Fast => Mode::Fast,
         }
     };
+    if a.unattended && !a.dry_run {
+        let now = jiff::Timestamp::now();
+        let schedule = &ctx.stack.maintenance.schedule;
+        if !schedule.is_open(now) {
+            let next = schedule.next_opening(now).map_or_else(
+                || "no window opens in the next 400 days".to_owned(),
+                |t| format!("the next one opens at {t}"),
+            );
+            if ctx.global.json {
+                render::json(
+                    "run",
+                    &serde_json::json!({ "status": "OUTSIDE_WINDOW", "steps": [], "next_window": schedule.next_opening(now) }),
+                )?;
+            } else {
+                println!("Outside every maintenance window: nothing was changed; {next}.");
+            }
+            return Ok(exit::OK);
+        }
+    }
     let guard = if a.dry_run { None } else { Some(ctx.lock()?) };
     if guard.is_some() {
         ctx.store().cleanup_partials()?;
@@ -308,6 +326,9 @@ pub fn apply(ctx: &Ctx, sel: &Selection, a: &ApplyArgs) -> Result<u8> {
     })?
     .context("the run did not complete")?;
     drop(guard);
+    if !a.dry_run {
+        super::unattended::write_metrics_after_run(ctx, &res.available);
+    }
     print_report(ctx, &report)
 }
 

@@ -95,11 +95,31 @@ fn rows(ctx: &Ctx, res: &Resolution, plan: &Plan) -> Vec<CheckRow> {
     out
 }
 
-pub fn check(ctx: &Ctx, exit_code: bool) -> Result<u8> {
+pub fn check(ctx: &Ctx, exit_code: bool, notify: bool) -> Result<u8> {
     let res = ctx.resolve();
     let plan = ctx.plan(&res);
     let components = rows(ctx, &res, &plan);
     let updates = components.iter().any(|r| r.status == "update");
+    if notify && updates {
+        let lines: Vec<String> = components
+            .iter()
+            .filter(|r| r.status == "update")
+            .map(|r| {
+                format!(
+                    "{} {} → {}",
+                    r.name,
+                    r.installed.clone().unwrap_or_default(),
+                    r.target.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        if let Err(e) = ctx
+            .notifier()
+            .notify(&upgrade_core::ports::Event::UpdatesAvailable { updates: lines })
+        {
+            log::warn!("notification failed: {e}");
+        }
+    }
     if ctx.global.json {
         render::json(
             "check",

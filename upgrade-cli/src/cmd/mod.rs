@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod rollback;
 mod status;
+mod unattended;
 
 use anyhow::Result;
 use upgrade_core::planner::{BlockReason, SkipReason};
@@ -21,7 +22,11 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Config(c) => config::config(g, c),
         Command::Supervisor(c) => config::supervisor(&Ctx::load(g)?, c),
         Command::State(c) => config::state(&Ctx::load(g)?, c),
-        Command::Check { exit_code } => check::check(&Ctx::load(g)?, *exit_code),
+        Command::Check { exit_code, notify } => check::check(&Ctx::load(g)?, *exit_code, *notify),
+        Command::Metrics { write, path } => {
+            unattended::metrics(&Ctx::load(g)?, *write, path.as_deref())
+        }
+        Command::Timer(t) => unattended::timer(&Ctx::load(g)?, t),
         Command::Plan(sel) => check::plan(&Ctx::load(g)?, sel),
         Command::Stage(sel) => apply::stage(&Ctx::load(g)?, sel),
         Command::Apply {
