@@ -2,6 +2,7 @@
 #![allow(clippy::print_stderr)] // skipped tests say so on stderr
 
 pub mod archives;
+pub mod e2e;
 pub mod fixtures;
 pub mod http_stub;
 pub mod nsd;

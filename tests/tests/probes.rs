@@ -94,6 +94,7 @@ fn build_info_must_report_the_target_version() {
     let check = |v: &str| Check::BuildInfo {
         url: s.url("/metrics"),
         metric: "node_exporter_build_info".into(),
+        aliases: Vec::new(),
         version: v.into(),
     };
     let ok = probes::run(&[probe(check("1.5.0"), 500)], Duration::from_secs(2), None);

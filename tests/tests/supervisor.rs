@@ -124,6 +124,7 @@ fn a_real_node_exporter_under_the_supervisor() {
         Probe::new(Check::BuildInfo {
             url: format!("http://127.0.0.1:{port}/metrics"),
             metric: "node_exporter_build_info".into(),
+            aliases: Vec::new(),
             version: "1.5.0".into(),
         }),
     ];

@@ -46,6 +46,7 @@ fn probes_for(port: u16, unit: &str, version: &str) -> Vec<Probe> {
         quick(Check::BuildInfo {
             url: format!("http://127.0.0.1:{port}/metrics"),
             metric: "node_exporter_build_info".into(),
+            aliases: Vec::new(),
             version: version.into(),
         }),
     ]

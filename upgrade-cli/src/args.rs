@@ -74,6 +74,9 @@ pub struct Global {
         hide_short_help = true
     )]
     pub github_api: Option<String>,
+    /// Where unit files are read, backed up and written (default `<root>/etc/systemd/system`)
+    #[arg(long, global = true, env = "OBS_UPGRADE_UNIT_DIR")]
+    pub unit_dir: Option<PathBuf>,
     /// Default mirror directory for components with `source: mirror`
     #[arg(long, global = true, env = "OBS_UPGRADE_MIRROR")]
     pub mirror: Option<PathBuf>,

@@ -130,8 +130,16 @@ impl Ctx {
         }
     }
 
+    /// Where unit files are.
+    pub fn unit_dir(&self) -> PathBuf {
+        self.global
+            .unit_dir
+            .clone()
+            .unwrap_or_else(|| self.layout.unit_dir())
+    }
+
     pub fn inspector(&self) -> LocalInspector {
-        LocalInspector::new(self.layout.clone(), self.layout.unit_dir())
+        LocalInspector::new(self.layout.clone(), self.unit_dir())
     }
 
     pub fn host_name() -> String {
@@ -164,7 +172,7 @@ impl Ctx {
     }
 
     pub fn backup(&self) -> FileBackup {
-        FileBackup::new(self.layout.clone(), self.layout.unit_dir())
+        FileBackup::new(self.layout.clone(), self.unit_dir())
     }
 
     /// Takes the run lock (waiting when `--wait-lock` says so).

@@ -107,6 +107,9 @@ pub struct ComponentSpec {
     /// The `*_build_info` metric carrying the running version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_info: Option<String>,
+    /// Older names of that metric, tried when it is missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_info_aliases: Vec<String>,
     /// The default listen port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
@@ -255,6 +258,7 @@ fn promu(repo: &str, artifact: &str, binaries: &[&str], port: u16, phase: &str) 
         arch_names: [("arm".to_string(), "armv7".to_string())].into(),
         version_marker: "version".into(),
         build_info: Some(format!("{artifact}_build_info")),
+        build_info_aliases: Vec::new(),
         port: Some(port),
         health_path: Some("/metrics".into()),
         ready_path: None,
@@ -287,6 +291,7 @@ fn grafana(repo: &str, artifact: &str, port: u16, ready: &str, phase: &str) -> C
         arch_names: BTreeMap::new(),
         version_marker: "version".into(),
         build_info: Some(format!("{artifact}_build_info")),
+        build_info_aliases: Vec::new(),
         port: Some(port),
         health_path: Some("/metrics".into()),
         ready_path: Some(ready.into()),
@@ -384,6 +389,8 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
             arch_names: [("arm".to_string(), "armv7".to_string())].into(),
             version_marker: "version".into(),
             build_info: Some("nginx_exporter_build_info".into()),
+            // 0.x called it nginxexporter_build_info.
+            build_info_aliases: vec!["nginxexporter_build_info".into()],
             port: Some(9113),
             health_path: Some("/metrics".into()),
             ready_path: None,

@@ -108,6 +108,9 @@ pub struct ComponentConfig {
     /// Catalog override: the build-info metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_info: Option<String>,
+    /// Catalog override: older names of the build-info metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_info_aliases: Option<Vec<String>>,
     /// Catalog override: the listen port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
@@ -863,6 +866,7 @@ fn merge_spec(base: Option<&ComponentSpec>, c: &ComponentConfig) -> Result<Compo
                 arch_names: BTreeMap::new(),
                 version_marker: "version".into(),
                 build_info: None,
+                build_info_aliases: Vec::new(),
                 port: None,
                 health_path: None,
                 ready_path: None,
@@ -902,6 +906,7 @@ fn merge_spec(base: Option<&ComponentSpec>, c: &ComponentConfig) -> Result<Compo
     set!(arch_names);
     set!(version_marker);
     set!(opt build_info);
+    set!(build_info_aliases);
     set!(opt port);
     set!(opt health_path);
     set!(opt ready_path);

@@ -240,7 +240,7 @@ pub fn detect_version(output: &str, marker: &str) -> Option<Version> {
 
 /// Parses a printed version, dropping a Debian package revision
 /// (`0.11.0-1+b4` → `0.11.0`, `1.5.0-1+b6` → `1.5.0`) and keeping `+ds`.
-fn parse_printed(word: &str) -> Option<Version> {
+pub fn parse_printed(word: &str) -> Option<Version> {
     let v = Version::parse(word).ok()?;
     let pre = v.as_semver().pre.as_str();
     let debian_revision = !pre.is_empty()

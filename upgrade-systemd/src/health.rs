@@ -69,6 +69,7 @@ impl CatalogHealth {
                 out.push(Probe::new(Check::BuildInfo {
                     url: format!("{base}/metrics"),
                     metric: metric.clone(),
+                    aliases: spec.build_info_aliases.clone(),
                     version: expected.to_string(),
                 }));
             }

@@ -47,6 +47,9 @@ pub enum Check {
         url: String,
         /// The metric (`node_exporter_build_info`).
         metric: String,
+        /// Older names of the metric, tried when it is missing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        aliases: Vec<String>,
         /// The expected version (build metadata ignored).
         version: String,
     },
@@ -223,6 +226,7 @@ pub fn attempt(
         Check::BuildInfo {
             url,
             metric,
+            aliases,
             version,
         } => {
             let (status, text) = http_get(url, timeout)?;
@@ -230,16 +234,18 @@ pub fn attempt(
                 return Err(format!("HTTP {status}"));
             }
             let want = upgrade_core::version::Version::parse(version).map_err(|e| e.to_string())?;
-            let found = exposition::parse(&text)
-                .into_iter()
-                .find(|s| &s.name == metric)
+            let samples = exposition::parse(&text);
+            let found = std::iter::once(metric)
+                .chain(aliases)
+                .find_map(|m| samples.iter().find(|s| &s.name == m))
                 .ok_or_else(|| format!("no {metric} in the metrics"))?;
             let got = found
                 .labels
                 .get("version")
-                .ok_or_else(|| format!("{metric} has no version label"))?;
-            match upgrade_core::version::Version::parse(got) {
-                Ok(v) if v.same_release(&want) => Ok(format!("running {got}")),
+                .ok_or_else(|| format!("{} has no version label", found.name))?;
+            // Distribution builds label `0.11.0-1+b4`: the Debian revision is dropped.
+            match upgrade_core::version::parse_printed(got) {
+                Some(v) if v.same_release(&want) => Ok(format!("running {got}")),
                 _ => Err(format!("running {got}, expected {version}")),
             }
         }

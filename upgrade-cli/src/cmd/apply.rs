@@ -90,7 +90,10 @@ pub fn stage(ctx: &Ctx, sel: &Selection) -> Result<u8> {
     let res = ctx.resolve();
     let plan = ctx.plan(&res);
     let results = stage_all(ctx, &plan, &res.available, &selected);
-    let failed = results.iter().filter(|r| r.2.is_err()).count();
+    for (name, e) in &res.errors {
+        eprintln!("error: {name}: {e}");
+    }
+    let failed = results.iter().filter(|r| r.2.is_err()).count() + res.errors.len();
     if ctx.global.json {
         let rows: Vec<_> = results.iter().map(|(c, v, r)| serde_json::json!({"component": c, "version": v, "ok": r.is_ok(), "detail": r.as_ref().map_or_else(Clone::clone, Clone::clone)})).collect();
         render::json("stage", &serde_json::json!({ "staged": rows }))?;
@@ -146,9 +149,53 @@ fn options(ctx: &Ctx, mode: Mode) -> Options {
     o
 }
 
+/// The journal, with the fault-injection hook of the end-to-end tests:
+/// `OBS_UPGRADE_TEST_KILL_AFTER_SAVE=k` makes the process SIGKILL itself
+/// right after its k-th durable save of the run record (docs/testing.md).
+struct Journal {
+    inner: FileJournal,
+    saves: usize,
+    kill_after: Option<usize>,
+}
+
+impl upgrade_core::ports::Journal for Journal {
+    fn load(
+        &mut self,
+    ) -> Result<Option<upgrade_core::journal::RunRecord>, upgrade_core::ports::PortError> {
+        self.inner.load()
+    }
+    fn save(
+        &mut self,
+        run: &upgrade_core::journal::RunRecord,
+    ) -> Result<(), upgrade_core::ports::PortError> {
+        self.inner.save(run)?;
+        self.saves += 1;
+        if self.kill_after == Some(self.saves) {
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
+        }
+        Ok(())
+    }
+    fn append_history(
+        &mut self,
+        record: &upgrade_core::journal::HistoryRecord,
+    ) -> Result<(), upgrade_core::ports::PortError> {
+        self.inner.append_history(record)
+    }
+}
+
 /// Runs `f` with every real adapter wired in.
 fn with_ports<T>(ctx: &Ctx, f: impl FnOnce(&mut Ports<'_>) -> T) -> Result<T> {
-    let mut journal = FileJournal::open(&ctx.paths()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kill_after = std::env::var("OBS_UPGRADE_TEST_KILL_AFTER_SAVE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut journal = Journal {
+        inner: FileJournal::open(&ctx.paths()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        saves: 0,
+        kill_after,
+    };
     let store = ctx.store();
     let services = ctx.services();
     let health = CatalogHealth::new(services.clone(), "127.0.0.1");
@@ -285,7 +332,7 @@ pub fn apply(ctx: &Ctx, sel: &Selection, a: &ApplyArgs) -> Result<u8> {
     }
     let res = ctx.resolve();
     for (name, e) in &res.errors {
-        log::warn!("{name}: {e}");
+        eprintln!("error: {name}: {e}");
     }
     let plan = ctx.plan(&res);
     let mut o = options(ctx, mode);
@@ -329,7 +376,12 @@ pub fn apply(ctx: &Ctx, sel: &Selection, a: &ApplyArgs) -> Result<u8> {
     if !a.dry_run {
         super::unattended::write_metrics_after_run(ctx, &res.available);
     }
-    print_report(ctx, &report)
+    let code = print_report(ctx, &report)?;
+    Ok(if res.errors.is_empty() {
+        code
+    } else {
+        exit::FAILED
+    })
 }
 
 pub fn resume(ctx: &Ctx) -> Result<u8> {

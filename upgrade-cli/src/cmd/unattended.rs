@@ -47,7 +47,7 @@ fn input(ctx: &Ctx, res: &Resolution) -> Input {
     let last_check = std::fs::read_to_string(ctx.last_check_file())
         .ok()
         .and_then(|t| t.trim().parse().ok());
-    let unattended = ctx.layout.unit_dir().join(UNITS[3]).exists();
+    let unattended = ctx.unit_dir().join(UNITS[3]).exists();
     Input {
         components,
         last_check,
@@ -110,7 +110,7 @@ pub fn write_metrics_after_run(ctx: &Ctx, available: &BTreeMap<String, Vec<Relea
 }
 
 pub fn timer(ctx: &Ctx, t: &TimerCmd) -> Result<u8> {
-    let dir = ctx.layout.unit_dir();
+    let dir = ctx.unit_dir();
     let systemd = ctx
         .uses_systemd()
         .then(|| Systemd::new(&ctx.global.root).with_unit_dir(&dir));
