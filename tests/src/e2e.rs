@@ -533,7 +533,7 @@ impl Host {
         let state = self.state();
         if let Some(s) = &state {
             assert!(
-                !s.status.is_active(),
+                !s.is_unfinished(),
                 "{context}: the run is left {}",
                 s.status
             );

@@ -53,6 +53,7 @@ pub fn sample_run(writer: u32, i: u64, components: usize) -> RunRecord {
         phases: vec![],
         components: comps,
         checkpoints: vec![],
+        finished_at: None,
     }
 }
 

@@ -2,7 +2,11 @@
 //! and mount namespace), with faults injected. Each scenario asserts on the
 //! host: links, the versions the running services report in `*_build_info`,
 //! units, the journal and history, not only exit codes.
-#![allow(clippy::print_stderr, clippy::too_many_lines)]
+#![allow(
+    clippy::print_stderr,
+    clippy::too_many_lines,
+    clippy::cast_precision_loss
+)] // scrape counts are small
 
 use std::process::Output;
 
@@ -229,4 +233,472 @@ fn adoption_upgrade_approval_idempotency_and_rollbacks() {
         assert!(h.wait_version(c, &new(c)), "{c} at {} again", new(c));
     }
     h.check_invariants("after the rollbacks");
+}
+
+fn run_id_of_last(h: &Host) -> String {
+    h.state().map(|s| s.id).unwrap_or_default()
+}
+
+#[test]
+fn a_release_that_fails_its_health_check_is_rolled_back_and_reported() {
+    if !e2e::available("a_release_that_fails_its_health_check_is_rolled_back_and_reported") {
+        return;
+    }
+    let h = Host::boot(&["node_exporter"], &[], "");
+    // Upstream publishes 1.9.9: it starts, but every scrape fails.
+    let exporter = std::fs::read(
+        std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("sandbox-exporter"),
+    )
+    .unwrap();
+    let bad = obs_upgrade_tests::sandbox::patched(&exporter, "1.9.9+broken");
+    let (name, tgz) = obs_upgrade_tests::archives::promu(
+        "node_exporter",
+        "1.9.9+broken",
+        "amd64",
+        &[("node_exporter", &bad)],
+    );
+    let sums = obs_upgrade_tests::archives::checksums(&[(&name, &tgz)]);
+    h.server
+        .state()
+        .github
+        .get_mut("prometheus/node_exporter")
+        .unwrap()
+        .insert(
+            0,
+            obs_upgrade_tests::release_server::FakeRelease::new(
+                "v1.9.9+broken",
+                "2025-09-01T00:00:00Z",
+                vec![
+                    obs_upgrade_tests::release_server::FakeAsset {
+                        name,
+                        data: std::sync::Arc::new(tgz),
+                        with_digest: true,
+                    },
+                    obs_upgrade_tests::release_server::FakeAsset {
+                        name: "sha256sums.txt".into(),
+                        data: std::sync::Arc::new(sums),
+                        with_digest: false,
+                    },
+                ],
+            ),
+        );
+    let o = h.obs(&["apply"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "failed and rolled back: {}",
+        out(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rolled back"),
+        "{}",
+        out(&o)
+    );
+    // The old version serves again, from the store it was adopted into.
+    assert!(h.wait_version("node_exporter", &old("node_exporter")));
+    assert!(
+        h.current("node_exporter")
+            .unwrap()
+            .same_release(&old("node_exporter"))
+    );
+    let state = h.state().unwrap();
+    let rec = state.components.values().next().unwrap();
+    assert_eq!(rec.status, ComponentStatus::RolledBack);
+    assert!(
+        rec.last_error
+            .as_deref()
+            .unwrap()
+            .contains("unhealthy after the switch"),
+        "{rec:?}"
+    );
+    assert!(h.history().iter().any(|r| matches!(
+        r,
+        HistoryRecord::Component {
+            outcome: Outcome::RolledBack,
+            ..
+        }
+    )));
+    let hooks = h.receiver.bodies();
+    assert!(
+        hooks
+            .iter()
+            .any(|(_, b)| b.contains("\"component_rolled_back\"") && b.contains("1.9.9+broken")),
+        "{hooks:?}"
+    );
+    h.check_invariants("after the automatic rollback");
+}
+
+#[test]
+fn sigkill_at_every_journal_point_then_resume() {
+    if !e2e::available("sigkill_at_every_journal_point_then_resume") {
+        return;
+    }
+    let comps = ["node_exporter", "mysqld_exporter", "nginx_exporter"];
+    let h = Host::boot(
+        &comps,
+        &[("mysqld_exporter", "major"), ("nginx_exporter", "major")],
+        "",
+    );
+    let mut k = 1;
+    loop {
+        let ctx = format!("killed after journal save {k}");
+        let o = h.obs_env(
+            &[("OBS_UPGRADE_TEST_KILL_AFTER_SAVE", &k.to_string())],
+            &["apply", "--mode", "fast"],
+        );
+        let killed = o.status.code().is_none() || o.status.code() == Some(137);
+        if killed {
+            // The next run must refuse until the interrupted one is resumed…
+            let o2 = h.obs(&["apply"]);
+            let code = o2.status.code();
+            assert!(code == Some(4) || code == Some(0), "{ctx}: {}", out(&o2));
+            let r = h.obs(&["resume"]);
+            assert!(
+                matches!(r.status.code(), Some(0 | 1)),
+                "{ctx}: resume: {}",
+                out(&r)
+            );
+        } else {
+            assert_eq!(o.status.code(), Some(0), "{ctx}: {}", out(&o));
+        }
+        h.check_invariants(&ctx);
+        if !killed {
+            eprintln!(
+                "the run has {} journal saves; each was followed by a SIGKILL and a resume",
+                k - 1
+            );
+            assert!(k > 30, "{k}");
+            break;
+        }
+        // Back to the old versions for the next point: undo the run.
+        let id = run_id_of_last(&h);
+        let rb = h.obs(&["rollback", "--run", &id]);
+        assert!(
+            matches!(rb.status.code(), Some(0 | 1)),
+            "{ctx}: reset: {}",
+            out(&rb)
+        );
+        for c in comps {
+            assert!(h.wait_version(c, &old(c)), "{ctx}: reset of {c}");
+        }
+        k += 1;
+    }
+}
+
+#[test]
+fn concurrent_applies_one_runs_the_others_exit_3_naming_the_holder() {
+    if !e2e::available("concurrent_applies_one_runs_the_others_exit_3_naming_the_holder") {
+        return;
+    }
+    let h = Host::boot(
+        &["node_exporter", "mysqld_exporter"],
+        &[("mysqld_exporter", "major")],
+        "",
+    );
+    let outs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| h.obs(&["apply", "--mode", "standard"])))
+            .collect();
+        handles.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(3)).count(),
+        2,
+        "{codes:?}"
+    );
+    for o in outs.iter().filter(|o| o.status.code() == Some(3)) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("another obs-upgrade run holds the lock")
+                && e.contains("pid ")
+                && e.contains("running `")
+                && e.contains("apply"),
+            "{e}"
+        );
+    }
+    for c in ["node_exporter", "mysqld_exporter"] {
+        assert!(h.wait_version(c, &new(c)));
+    }
+    h.check_invariants("after concurrent applies");
+}
+
+#[test]
+fn faults_are_refused_cleanly_and_leave_the_host_unchanged() {
+    if !e2e::available("faults_are_refused_cleanly_and_leave_the_host_unchanged") {
+        return;
+    }
+    let h = Host::boot(&["node_exporter"], &[], "");
+    let pid = h.main_pid("node_exporter");
+    let unchanged = |ctx: &str, before: &std::collections::BTreeMap<String, String>| {
+        assert_eq!(&h.tree(), before, "{ctx}: the host changed");
+        assert_eq!(
+            h.main_pid("node_exporter"),
+            pid,
+            "{ctx}: the service was restarted"
+        );
+        assert!(
+            h.running_version("node_exporter")
+                .unwrap()
+                .same_release(&old("node_exporter")),
+            "{ctx}"
+        );
+    };
+    let before = h.tree();
+
+    // A wrong checksum.
+    h.server.state().faults.corrupt = true;
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("does not match") && out(&o).contains("the partial download was removed"),
+        "{}",
+        out(&o)
+    );
+    unchanged("bad checksum", &before);
+    h.server.state().faults.corrupt = false;
+
+    // A truncated download.
+    h.server.state().faults.truncate_after = Some(4096);
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("ended after") && out(&o).contains("resumed"),
+        "{}",
+        out(&o)
+    );
+    unchanged("truncated download", &before);
+    h.server.state().faults.truncate_after = None;
+
+    // Rate limit used up, nothing cached: a clear error with the reset time.
+    let _ = std::fs::remove_dir_all(h.root("var/cache/obs-upgrade/api"));
+    h.server.state().rate_remaining = 0;
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("rate limit") && out(&o).contains("until 2030-03-17T17:46:40Z"),
+        "{}",
+        out(&o)
+    );
+    unchanged("rate limit without cache", &before);
+    // …with a cached answer from an earlier check: the cache stands in.
+    h.server.state().rate_remaining = 60;
+    assert_eq!(h.obs(&["check"]).status.code(), Some(0));
+    h.server.state().rate_remaining = 0;
+    let o = h.obs(&["plan"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "{} → {}",
+            old("node_exporter"),
+            new("node_exporter")
+        )),
+        "{}",
+        out(&o)
+    );
+    h.server.state().rate_remaining = 60;
+
+    // A full disk: the store on a small tmpfs.
+    let store = format!("{}/opt/obs-upgrade", e2e::ROOT);
+    let mounted = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &h.ns.pid.to_string(),
+            "-m",
+            "sh",
+            "-c",
+            &format!("mkdir -p {store} && mount -t tmpfs -o size=256k tmpfs {store}"),
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(mounted);
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("No space left on device") || text.contains("bytes free for the store"),
+        "{text}"
+    );
+    unchanged("full disk", &before);
+    let left: Vec<_> = std::process::Command::new("find")
+        .arg(h.root("opt/obs-upgrade"))
+        .args(["-type", "f"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(
+        left.is_empty(),
+        "nothing left in the full store: {}",
+        String::from_utf8_lossy(&left)
+    );
+    std::process::Command::new("nsenter")
+        .args(["-t", &h.ns.pid.to_string(), "-m", "umount", &store])
+        .status()
+        .unwrap();
+
+    // And after all that, a clean run upgrades.
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(h.wait_version("node_exporter", &new("node_exporter")));
+    h.check_invariants("after the faults");
+}
+
+/// Scrapes in a loop; counts failed scrapes and refused connections.
+struct Poller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<(u64, u64, u64)>>,
+}
+
+impl Poller {
+    fn start(port: u16) -> Self {
+        use std::io::{Read, Write};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (mut failed, mut refused, mut ok) = (0, 0, 0);
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    Err(_) => {
+                        refused += 1;
+                        failed += 1;
+                    }
+                    Ok(mut c) => {
+                        let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                        let _ = c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+                        let mut b = Vec::new();
+                        let _ = c.read_to_end(&mut b);
+                        if b.starts_with(b"HTTP/1.0 200") || b.starts_with(b"HTTP/1.1 200") {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            (failed, refused, ok)
+        });
+        Poller {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> (u64, u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+#[test]
+fn downtime_of_a_switch_and_socket_activation() {
+    if !e2e::available("downtime_of_a_switch_and_socket_activation") {
+        return;
+    }
+    let h = Host::boot(&["node_exporter"], &[], "");
+    let port = h.ports["node_exporter"];
+    let sd = h.ns.systemd();
+    // Baseline: failed scrapes across bare `systemctl restart`s.
+    let rounds = 5;
+    let p = Poller::start(port);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..rounds {
+        // As our backend does: a deliberate restart is not a crash loop.
+        sd.reset_start_limit("node_exporter.service");
+        sd.systemctl(
+            "restart",
+            "node_exporter.service",
+            &["restart", "node_exporter.service"],
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+    }
+    let (bare_failed, bare_refused, _) = p.finish();
+    // Ours: the same number of switches through obs-upgrade (upgrade, then rollbacks and upgrades).
+    let p = Poller::start(port);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut switches = 0;
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    switches += 1;
+    while switches < rounds {
+        let args: &[&str] = if switches % 2 == 1 {
+            &["rollback", "--component", "node_exporter", "--previous"]
+        } else {
+            &["apply"]
+        };
+        let o = h.obs(args);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+        switches += 1;
+    }
+    let (ours_failed, ours_refused, ok) = p.finish();
+    assert!(ok > 50, "the poller scraped: {ok}");
+    eprintln!(
+        "DOWNTIME node_exporter: {rounds} switches through obs-upgrade: {ours_failed} failed scrapes ({ours_refused} refused); {rounds} bare systemctl restarts: {bare_failed} failed ({bare_refused} refused); ratio {:.2}",
+        (ours_failed as f64 + 1.0) / (bare_failed as f64 + 1.0)
+    );
+
+    // Socket activation: the socket keeps listening through the switch.
+    let sport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = format!("{}/usr/local/bin/node_exporter", e2e::ROOT);
+    sd.systemctl(
+        "stop",
+        "node_exporter.service",
+        &["stop", "node_exporter.service"],
+    )
+    .unwrap();
+    sd.install_unit(
+        "node_exporter.socket",
+        &format!(
+            "[Socket]\nListenStream=127.0.0.1:{sport}\n\n[Install]\nWantedBy=sockets.target\n"
+        ),
+    )
+    .unwrap();
+    sd.install_unit("node_exporter.service", &format!("[Unit]\nRequires=node_exporter.socket\n\n[Service]\nExecStart={bin} --web.systemd-socket --no-collector.systemd\n")).unwrap();
+    sd.systemctl(
+        "start",
+        "node_exporter.socket",
+        &["start", "node_exporter.socket"],
+    )
+    .unwrap();
+    sd.systemctl(
+        "start",
+        "node_exporter.service",
+        &["start", "node_exporter.service"],
+    )
+    .unwrap();
+    // The stack's port follows the socket.
+    let stack = h.root("etc/obs-upgrade/stack.yaml");
+    let text = std::fs::read_to_string(&stack)
+        .unwrap()
+        .replace(&format!("port: {port}"), &format!("port: {sport}"));
+    std::fs::write(&stack, text).unwrap();
+    let p = Poller::start(sport);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = h.obs(&["rollback", "--component", "node_exporter", "--previous"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let o = h.obs(&["apply"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let (failed, refused, ok) = p.finish();
+    eprintln!(
+        "DOWNTIME node_exporter with socket activation: 2 switches: {refused} refused connections, {failed} failed scrapes, {ok} ok"
+    );
+    assert_eq!(refused, 0, "no connection refused with socket activation");
+    assert!(ok > 20);
 }

@@ -659,6 +659,12 @@ impl Run<'_, '_> {
             .journal
             .append_history(&rec)
             .map_err(Error::Journal)?;
+        self.record
+            .components
+            .get_mut(key)
+            .expect("c")
+            .history_recorded = true;
+        self.save()?;
         if let Some(ev) = event {
             self.notify(&ev)?;
         }
@@ -850,6 +856,7 @@ impl Run<'_, '_> {
         if self.record.status.is_active() {
             let _ = self.record.transition(RunStatus::Failed, now());
         }
+        self.record.finished_at = Some(now());
         self.record.checkpoints.push(Checkpoint {
             name: "after-run".into(),
             at: now(),
@@ -979,7 +986,7 @@ pub fn apply(
         return Err(Error::OutsideWindow);
     }
     if let Some(prev) = ports.journal.load().map_err(Error::Journal)?
-        && prev.status.is_active()
+        && prev.is_unfinished()
     {
         return Err(Error::InProgress {
             run_id: prev.id,
@@ -1000,6 +1007,7 @@ pub fn apply(
         phases: Vec::new(),
         components: BTreeMap::new(),
         checkpoints: Vec::new(),
+        finished_at: None,
     };
     record
         .transition(RunStatus::Planning, t)
@@ -1220,7 +1228,7 @@ pub fn resume(
         .load()
         .map_err(Error::Journal)?
         .ok_or(Error::NothingToResume)?;
-    if !record.status.is_active() {
+    if !record.is_unfinished() {
         return Err(Error::NothingToResume);
     }
     let mut run = Run {
@@ -1236,6 +1244,23 @@ pub fn resume(
         .iter()
         .flat_map(|p| p.components.clone())
         .collect();
+    // Outcomes a crash kept out of history: a step finished, its record not yet appended.
+    for key in &keys {
+        let c = run.comp(key).clone();
+        let end = match c.status {
+            ComponentStatus::Completed => TxEnd::Completed,
+            ComponentStatus::RolledBack => {
+                TxEnd::RolledBack(c.last_error.clone().unwrap_or_default())
+            }
+            ComponentStatus::Failed if resume_point(&c) == ResumeAction::Nothing => {
+                TxEnd::FailedClean(c.last_error.clone().unwrap_or_default())
+            }
+            _ => continue,
+        };
+        if !c.history_recorded && !c.journal.is_empty() {
+            run.finish_step(key, &end)?;
+        }
+    }
     // Rollbacks first.
     for key in &keys {
         if let ResumeAction::FinishRollback { step } = resume_point(run.comp(key)) {
@@ -1470,10 +1495,10 @@ pub fn prune(
     Ok(report)
 }
 
-/// A run id: `20261121T053400Z-<pid>`.
+/// A run id: `20261121T053400Z-<pid as 8 hex digits>` (constant length).
 pub fn new_run_id() -> String {
     let t = now().strftime("%Y%m%dT%H%M%SZ");
-    format!("{t}-{:x}", std::process::id())
+    format!("{t}-{:08x}", std::process::id())
 }
 
 /// Where a run's backups are.

@@ -301,6 +301,9 @@ pub struct ComponentRecord {
     /// Why it was skipped, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<String>,
+    /// Whether its outcome is in the history log (a crash can fall between).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history_recorded: bool,
 }
 
 impl ComponentRecord {
@@ -320,6 +323,7 @@ impl ComponentRecord {
             health: None,
             last_error: None,
             skip_reason: None,
+            history_recorded: false,
         }
     }
 
@@ -408,9 +412,19 @@ pub struct RunRecord {
     pub components: BTreeMap<String, ComponentRecord>,
     /// Checkpoints, oldest first.
     pub checkpoints: Vec<Checkpoint>,
+    /// When the run was wrapped up (outcomes in history, final status set);
+    /// `None` while it is under way or when it was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
 }
 
 impl RunRecord {
+    /// Whether the run still has work: an active status, or a run that was
+    /// interrupted before it was wrapped up (even after a finished rollback).
+    pub fn is_unfinished(&self) -> bool {
+        self.status.is_active() || (self.finished_at.is_none() && self.status != RunStatus::Idle)
+    }
+
     /// Moves the run to `next`, refusing transitions the machine forbids.
     pub fn transition(&mut self, next: RunStatus, at: Timestamp) -> Result<(), InvalidTransition> {
         if !self.status.can_become(next) {
@@ -664,6 +678,7 @@ mod tests {
             phases: vec![],
             components: BTreeMap::new(),
             checkpoints: vec![],
+            finished_at: None,
         };
         let err = run.transition(Completed, t(1)).unwrap_err();
         assert_eq!(

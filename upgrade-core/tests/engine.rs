@@ -84,7 +84,27 @@ fn check_invariants(w: &Shared, disk: &Disk, context: &str) {
         }
     }
     if let Some(r) = disk.state.lock().unwrap().as_ref() {
-        assert!(!r.status.is_active(), "{context}: run left {}", r.status);
+        assert!(
+            !r.is_unfinished(),
+            "{context}: run left {} and unfinished",
+            r.status
+        );
+        // Every finished step is in history, even when the crash fell between.
+        let history = disk.history.lock().unwrap();
+        for (key, c) in &r.components {
+            if matches!(
+                c.status,
+                ComponentStatus::Completed | ComponentStatus::RolledBack
+            ) {
+                let name = key.split(':').next().unwrap();
+                let n = history.iter().filter(|h| matches!(h, HistoryRecord::Component { run_id, component, .. } if *run_id == r.id && component == name)).count();
+                // Once, or twice when an atomic phase rolled a completed step back.
+                assert!(
+                    (1..=2).contains(&n),
+                    "{context}: {name} has {n} history records"
+                );
+            }
+        }
     }
 }
 

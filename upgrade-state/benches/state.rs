@@ -114,6 +114,7 @@ mod obs_sample {
             phases: vec![],
             components,
             checkpoints: vec![],
+            finished_at: None,
         }
     }
 }

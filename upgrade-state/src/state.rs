@@ -236,6 +236,7 @@ mod tests {
             phases: vec![],
             components: BTreeMap::new(),
             checkpoints: vec![],
+            finished_at: None,
         }
     }
 

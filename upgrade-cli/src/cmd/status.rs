@@ -71,7 +71,7 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
             .round(jiff::Unit::Second)
             .unwrap_or(run.updated_at)
     );
-    if run.status.is_active() && !lock.held {
+    if run.is_unfinished() && !lock.held {
         println!("this run was interrupted: run `obs-upgrade resume`");
     }
     let mut t = Table::new(&["COMPONENT", "FROM → TO", "STATUS", "DETAIL"]);
