@@ -202,16 +202,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn bin(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .expect("exe")
-        .parent()
-        .expect("deps")
-        .parent()
-        .expect("target")
-        .join(name)
-}
-
 impl Host {
     /// Boots a host with `components` installed at their bookworm versions,
     /// both versions published, and `stack_extra` appended to the stack file.
@@ -221,7 +211,7 @@ impl Host {
         let receiver = Receiver::start(200);
         let nginx = Stub::start();
         nginx.on("/stub_status", vec![Answer::now(200, "Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n")]);
-        let obs = ns.stage_file(&bin("obs-upgrade"));
+        let obs = ns.stage_file(&crate::bin("obs-upgrade"));
         // Debian's alertmanager reads its templates from /usr/share: an overlay
         // inside the namespace (upper layer in its private /run) provides them
         // without writing to the machine's /usr/share.

@@ -16,6 +16,23 @@ use jiff::Timestamp;
 use upgrade_core::journal::{ComponentRecord, RunRecord, RunStatus, StepEvent, TxStep};
 use upgrade_core::version::Version;
 
+/// A binary of this workspace, built beside the running test
+/// (`target/<profile>/<name>`; `scripts/test` builds them first).
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let p = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is not built; run `cargo build --workspace --bins` (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
 /// A deterministic run record for `(writer, i)` with `components` components,
 /// so that a reader can rebuild exactly what a writer wrote.
 pub fn sample_run(writer: u32, i: u64, components: usize) -> RunRecord {

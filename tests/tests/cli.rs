@@ -4,20 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use obs_upgrade_tests::bin;
 use obs_upgrade_tests::sandbox;
-
-/// A binary of the workspace, built beside this test.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is not built; run `cargo build --workspace` (nextest --workspace builds it)",
-        p.display()
-    );
-    p
-}
 
 struct Sb {
     dir: tempfile::TempDir,

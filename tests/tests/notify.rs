@@ -2,9 +2,9 @@
 //! failing notifier never fails a run.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 
+use obs_upgrade_tests::bin;
 use obs_upgrade_tests::http_stub::Receiver;
 use obs_upgrade_tests::sandbox;
 use upgrade_core::config::{Email, Notifications, ReportLevel, Webhook, WebhookFormat};
@@ -179,16 +179,6 @@ fn report_levels() {
     assert!(passes(ReportLevel::OnChange, &upgraded()));
     assert!(!passes(ReportLevel::OnError, &upgraded()));
     assert!(passes(ReportLevel::OnError, &failed));
-}
-
-fn bin(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(name)
 }
 
 #[test]

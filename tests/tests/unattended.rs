@@ -10,18 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use obs_upgrade_tests::bin;
 use obs_upgrade_tests::{fixtures, nsd, sandbox};
 use sha2::{Digest, Sha256};
-
-fn bin(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(name)
-}
 
 fn obs(root: &Path, args: &[&str]) -> Output {
     Command::new(bin("obs-upgrade"))

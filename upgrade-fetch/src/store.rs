@@ -170,6 +170,21 @@ struct Marker {
     files: BTreeMap<String, String>,
 }
 
+impl Marker {
+    /// Writes the marker into a release directory and fsyncs it.
+    fn write(&self, dir: &Path) -> Result<(), Error> {
+        let path = dir.join(MARKER);
+        fs::write(
+            &path,
+            serde_json::to_vec_pretty(self).expect("marker encodes"),
+        )
+        .map_err(io_err("cannot write", &path))?;
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("cannot sync", &path))
+    }
+}
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -301,15 +316,7 @@ impl Store {
                     staged_at: jiff::Timestamp::now(),
                     files,
                 };
-                let path = partial.join(MARKER);
-                fs::write(
-                    &path,
-                    serde_json::to_vec_pretty(&marker).expect("marker encodes"),
-                )
-                .map_err(io_err("cannot write", &path))?;
-                File::open(&path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io_err("cannot sync", &path))
+                marker.write(&partial)
             })();
             if let Err(e) = result {
                 let _ = fs::remove_dir_all(&partial);
@@ -667,15 +674,7 @@ impl Store {
             staged_at: jiff::Timestamp::now(),
             files,
         };
-        let path = partial.join(MARKER);
-        fs::write(
-            &path,
-            serde_json::to_vec_pretty(&marker).expect("marker encodes"),
-        )
-        .map_err(io_err("cannot write", &path))?;
-        File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("cannot sync", &path))?;
+        marker.write(partial)?;
         Ok(())
     }
 
