@@ -67,6 +67,10 @@ fn settings(dir: &Path) -> insta::Settings {
         "[TIME]",
     );
     s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    s.add_filter(
+        r"(_timestamp_seconds(\{[^}]*\})?|_duration_seconds) \d+\.\d+",
+        "$1 [N]",
+    );
     s.add_filter(r"pid \d+", "pid [PID]");
     s.add_filter(r"(running\s+)\d+", "${1}[PID]");
     s.add_filter(r#""pid": \d+"#, r#""pid": [PID]"#);
@@ -184,6 +188,10 @@ fn every_command_on_a_sandbox() {
     both(&sb, "config-show", &["config", "show"]);
     let o = sb.run(&["supervisor", "status"]);
     insta::assert_snapshot!("supervisor-status", text(&o));
+    both(&sb, "timer-status", &["timer", "status"]);
+    let o = sb.run(&["metrics"]);
+    assert_eq!(o.status.code(), Some(0));
+    insta::assert_snapshot!("metrics", text(&o));
 }
 
 #[test]
