@@ -258,6 +258,11 @@ impl RunReport {
     }
 }
 
+/// The component a journal key (`component:to`) is about.
+fn component_of_key(key: &str) -> &str {
+    key.split(':').next().unwrap_or(key)
+}
+
 /// The journal key of a step.
 pub fn step_key(component: &str, to: &Version) -> String {
     format!("{component}:{to}")
@@ -327,7 +332,7 @@ impl Run<'_, '_> {
     }
 
     fn component_of(&self, key: &str) -> &Component {
-        let name = key.split(':').next().unwrap_or(key);
+        let name = component_of_key(key);
         &self.stack.components[name]
     }
 
@@ -378,7 +383,7 @@ impl Run<'_, '_> {
     fn versions_now(&self) -> BTreeMap<String, Version> {
         let mut out: BTreeMap<String, Version> = BTreeMap::new();
         for (key, c) in &self.record.components {
-            let name = key.split(':').next().unwrap_or(key).to_owned();
+            let name = component_of_key(key).to_owned();
             let done = c.status == ComponentStatus::Completed;
             let Some(v) = (if done { c.to.clone() } else { c.from.clone() }) else {
                 continue;
@@ -458,12 +463,15 @@ impl Run<'_, '_> {
                     Ok("disk, lock, compatibility and health ok".into())
                 })?,
                 TxStep::Stage => self.step(key, step, |run| {
-                    if let Ok(Some(s)) = run.ports.store.staged(&comp.name, &to) {
-                        return Ok(format!("already staged ({})", s.sha256));
-                    }
-                    let release = run.release(&comp.name, &to).ok_or_else(|| format!("no release data for {} {to}; check for updates again", comp.name))?.clone();
-                    let staged = run.ports.store.stage(&comp, &release, &mut |_, _| {}).map_err(|e| e.to_string())?;
-                    Ok(staged.sha256)
+                    let (staged, note) = match run.ports.store.staged(&comp.name, &to) {
+                        Ok(Some(s)) => (s, "already staged "),
+                        _ => {
+                            let release = run.release(&comp.name, &to).ok_or_else(|| format!("no release data for {} {to}; check for updates again", comp.name))?.clone();
+                            (run.ports.store.stage(&comp, &release, &mut |_, _| {}).map_err(|e| e.to_string())?, "")
+                        }
+                    };
+                    run.record.components.get_mut(key).expect("c").artifact_sha256 = Some(staged.sha256.clone());
+                    Ok(format!("{note}({})", staged.sha256))
                 })?,
                 TxStep::Smoke => self.step(key, step, |run| {
                     let staged = run.ports.store.staged(&comp.name, &to).map_err(|e| e.to_string())?.ok_or_else(|| format!("{} {to} is not staged", comp.name))?;
@@ -605,7 +613,7 @@ impl Run<'_, '_> {
 
     fn finish_step(&mut self, key: &str, end: &TxEnd) -> Result<(), Error> {
         let c = self.comp(key).clone();
-        let name = key.split(':').next().unwrap_or(key).to_owned();
+        let name = component_of_key(key).to_owned();
         let (from, to) = (c.from.clone().expect("from"), c.to.clone().expect("to"));
         let started = c.started_at.unwrap_or_else(now);
         let (outcome, error, event) = match end {
@@ -688,12 +696,7 @@ impl Run<'_, '_> {
                     ComponentStatus::Failed | ComponentStatus::RolledBack
                 )
             })?;
-            stops.then(|| {
-                format!(
-                    "the run stopped after {} failed",
-                    failed.split(':').next().unwrap_or(failed)
-                )
-            })
+            stops.then(|| format!("the run stopped after {} failed", component_of_key(failed)))
         });
         let mut first = true;
         for (pi, phase) in phases.iter().enumerate() {
@@ -731,10 +734,10 @@ impl Run<'_, '_> {
                     continue;
                 }
                 // A later step of a component whose earlier step did not complete waits.
-                let name = key.split(':').next().unwrap_or(key).to_owned();
+                let name = component_of_key(key).to_owned();
                 let blocked_by_earlier = self.record.components.iter().any(|(k, c)| {
                     k != key
-                        && k.split(':').next() == Some(name.as_str())
+                        && component_of_key(k) == name.as_str()
                         && c.to.as_ref() < self.comp(key).to.as_ref()
                         && c.status != ComponentStatus::Completed
                 });
@@ -801,19 +804,13 @@ impl Run<'_, '_> {
 
     fn step_of(&self, key: &str) -> Step {
         let c = self.comp(key);
-        let (from, to) = (c.from.clone().expect("from"), c.to.clone().expect("to"));
-        Step {
-            component: key.split(':').next().unwrap_or(key).to_owned(),
-            change: crate::version::ChangeKind::between(&from, &to),
-            downgrade: to < from,
-            stepping_stone: false,
-            risk: crate::planner::Risk::Low,
-            risk_reasons: Vec::new(),
-            needs_approval: false,
-            notes: Vec::new(),
-            from,
-            to,
-        }
+        Step::direct(
+            component_of_key(key),
+            c.from.clone().expect("from"),
+            c.to.clone().expect("to"),
+            crate::planner::Risk::Low,
+            None,
+        )
     }
 
     /// Atomic phase: roll back every completed step of the phase, newest first.
@@ -910,7 +907,7 @@ impl Run<'_, '_> {
                 let c = self.comp(key);
                 steps.push(StepReport {
                     key: key.clone(),
-                    component: key.split(':').next().unwrap_or(key).to_owned(),
+                    component: component_of_key(key).to_owned(),
                     from: c.from.clone(),
                     to: c.to.clone(),
                     status: c.status.clone(),
@@ -1116,7 +1113,7 @@ fn nothing_to_do(
         .iter()
         .map(|(k, c)| StepReport {
             key: k.clone(),
-            component: k.split(':').next().unwrap_or(k).to_owned(),
+            component: component_of_key(k).to_owned(),
             from: c.from.clone(),
             to: c.to.clone(),
             status: c.status.clone(),
@@ -1338,18 +1335,13 @@ pub fn rollback_component(
                 .join(", ")
         )));
     }
-    let step = Step {
-        component: component.into(),
-        from: current.clone(),
-        to: to.clone(),
-        change: crate::version::ChangeKind::between(&current, to),
-        downgrade: to < &current,
-        stepping_stone: false,
-        risk: crate::planner::Risk::High,
-        risk_reasons: vec!["manual rollback".into()],
-        needs_approval: false,
-        notes: Vec::new(),
-    };
+    let step = Step::direct(
+        component,
+        current.clone(),
+        to.clone(),
+        crate::planner::Risk::High,
+        Some("manual rollback".into()),
+    );
     let plan = Plan {
         phases: vec![crate::planner::PhasePlan {
             name: comp.phase.clone(),
@@ -1415,18 +1407,13 @@ pub fn rollback_run(
         };
         steps.push((
             comp.phase.clone(),
-            Step {
-                component: name.clone(),
-                change: crate::version::ChangeKind::between(&current, to),
-                downgrade: to < &current,
-                from: current,
-                to: to.clone(),
-                stepping_stone: false,
-                risk: crate::planner::Risk::High,
-                risk_reasons: vec![format!("rollback of run {run_id}")],
-                needs_approval: false,
-                notes: Vec::new(),
-            },
+            Step::direct(
+                name,
+                current,
+                to.clone(),
+                crate::planner::Risk::High,
+                Some(format!("rollback of run {run_id}")),
+            ),
         ));
     }
     // Reverse phase order: undo the last phase first.

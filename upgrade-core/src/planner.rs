@@ -110,6 +110,31 @@ pub struct Step {
     pub notes: Vec<String>,
 }
 
+impl Step {
+    /// A step that moves a component directly (no stepping stone, no approval
+    /// question): used for manual rollbacks and for prompts about a journaled step.
+    pub fn direct(
+        component: &str,
+        from: Version,
+        to: Version,
+        risk: Risk,
+        reason: Option<String>,
+    ) -> Step {
+        Step {
+            component: component.to_owned(),
+            change: ChangeKind::between(&from, &to),
+            downgrade: to < from,
+            stepping_stone: false,
+            risk,
+            risk_reasons: reason.into_iter().collect(),
+            needs_approval: false,
+            notes: Vec::new(),
+            from,
+            to,
+        }
+    }
+}
+
 /// A phase of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhasePlan {
