@@ -12,7 +12,6 @@ use std::process::ExitCode;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use upgrade_core::config::Stack;
 use upgrade_core::planner::{PlanInput, Release, plan};
 use upgrade_core::version::Version;
 
@@ -30,13 +29,15 @@ fn main() -> ExitCode {
         eprintln!("usage: plan_stack STACK_FILE SCENARIO_FILE [ENVIRONMENT]");
         return ExitCode::from(2);
     };
-    let stack = match Stack::load(Path::new(stack_path), args.get(2).map(String::as_str)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let stack =
+        match upgrade_cli::host::load_stack(Path::new(stack_path), args.get(2).map(String::as_str))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let scenario: Scenario = match std::fs::read_to_string(scenario_path)
         .map_err(|e| e.to_string())
         .and_then(|t| yaml_serde::from_str(&t).map_err(|e| e.to_string()))

@@ -42,8 +42,8 @@ pub fn sample_run(writer: u32, i: u64, components: usize) -> RunRecord {
     for c in 0..components {
         let mut rec = ComponentRecord::pending(
             "exporters",
-            Some(Version::new(1, u64::try_from(c).unwrap_or(0), 0)),
-            Some(Version::new(1, u64::try_from(c).unwrap_or(0), i)),
+            Version::new(1, u64::try_from(c).unwrap_or(0), 0),
+            Version::new(1, u64::try_from(c).unwrap_or(0), i),
         );
         for step in &TxStep::FORWARD[..(usize::try_from(i).unwrap_or(0) + c) % 8] {
             rec.record(*step, StepEvent::Began, t);

@@ -209,6 +209,14 @@ impl Sandbox {
         LocalInspector::new(self.layout.clone(), self.layout.unit_dir())
     }
 
+    /// Takes this root's run lock (the engine's proof that it is held).
+    pub fn lock(&self) -> upgrade_state::LockGuard {
+        Paths::under(self.root.path())
+            .run_lock()
+            .try_acquire(&upgrade_state::HolderInfo::current())
+            .expect("the run lock")
+    }
+
     /// Runs `f` with every real adapter wired into engine ports.
     pub fn with_ports<T>(&self, f: impl FnOnce(&mut upgrade_core::engine::Ports<'_>) -> T) -> T {
         let mut journal = FileJournal::open(&Paths::under(self.root.path())).expect("journal");
@@ -226,6 +234,7 @@ impl Sandbox {
             inspector: &inspector,
             backup: &backup,
             notifier: &notifier,
+            clock: &upgrade_state::SystemClock,
             layout: &self.layout,
             observer: None,
         };

@@ -78,7 +78,8 @@ fn node_exporter_is_adopted_upgraded_and_rolled_back() {
                 &releases,
                 p,
                 &Options::new("run-real-1"),
-                &mut |_| true,
+                &sb.lock(),
+                engine::Approver::Ask(&mut |_| true),
             )
         })
         .unwrap();
@@ -141,7 +142,8 @@ fn node_exporter_is_adopted_upgraded_and_rolled_back() {
                 &releases,
                 p,
                 &Options::new("run-real-2"),
-                &mut |_| true,
+                &sb.lock(),
+                engine::Approver::Ask(&mut |_| true),
             )
         })
         .unwrap();
@@ -161,6 +163,7 @@ fn node_exporter_is_adopted_upgraded_and_rolled_back() {
                 &Version::parse("1.5.0").unwrap(),
                 p,
                 &Options::new("run-real-3"),
+                &sb.lock(),
             )
         })
         .unwrap();

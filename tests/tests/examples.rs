@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use upgrade_core::config::Stack;
 use upgrade_core::policy::{Allow, Track};
 
 fn example(name: &str) -> std::path::PathBuf {
@@ -13,8 +12,8 @@ fn example(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn yaml_and_toml_examples_load_and_agree() {
-    let yaml = Stack::load(&example("stack.yaml"), None).unwrap();
-    let toml = Stack::load(&example("stack.toml"), None).unwrap();
+    let yaml = upgrade_cli::host::load_stack(&example("stack.yaml"), None).unwrap();
+    let toml = upgrade_cli::host::load_stack(&example("stack.toml"), None).unwrap();
     assert_eq!(yaml.components, toml.components);
     assert_eq!(yaml.phases, toml.phases);
     assert_eq!(yaml.rules, toml.rules);
@@ -31,11 +30,11 @@ fn yaml_and_toml_examples_load_and_agree() {
 
 #[test]
 fn staging_environment_overrides() {
-    let s = Stack::load(&example("stack.yaml"), Some("staging")).unwrap();
+    let s = upgrade_cli::host::load_stack(&example("stack.yaml"), Some("staging")).unwrap();
     assert_eq!(s.components["prometheus"].policy.track, Track::Latest);
     assert_eq!(s.components["node_exporter"].policy.allow, Allow::Major);
     assert_eq!(s.components["mysqld_exporter"].policy.allow, Allow::Patch);
-    let err = Stack::load(&example("stack.yaml"), Some("qa")).unwrap_err();
+    let err = upgrade_cli::host::load_stack(&example("stack.yaml"), Some("qa")).unwrap_err();
     assert!(
         err.to_string()
             .contains("unknown environment `qa`; defined: production, staging"),

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, ArchiveKind, BinarySpec, ComponentSpec, Reload, SourceKind};
-use crate::planner::Risk;
 use crate::policy::{Age, Allow, Policy, PolicyOverride, Track, VersionMatcher};
+use crate::risk::Risk;
 use crate::rules::Rules;
 use crate::window::Schedule;
 
@@ -359,6 +359,22 @@ pub struct Component {
     pub auto_approve: Risk,
 }
 
+impl Component {
+    /// A component from its upstream facts alone, with the default policy
+    /// (a journal's copy of a component that left the stack).
+    pub fn from_spec(name: &str, spec: ComponentSpec, phase: &str) -> Component {
+        Component {
+            name: name.to_owned(),
+            spec,
+            policy: Policy::default(),
+            phase: phase.to_owned(),
+            depends_on: Vec::new(),
+            sha256: BTreeMap::new(),
+            auto_approve: Risk::Low,
+        }
+    }
+}
+
 /// A stack resolved for one environment: what the planner and engine use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stack {
@@ -385,7 +401,7 @@ pub struct Stack {
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read stack file {}: {source}", path.display())]
+    #[error("cannot read stack file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -531,18 +547,6 @@ impl StackFile {
                 })
             }
         }
-    }
-
-    /// Reads and parses a stack file, YAML or TOML by extension.
-    pub fn load(path: &Path) -> Result<StackFile, Error> {
-        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
-            path: path.to_owned(),
-        })?;
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        StackFile::parse(&text, format, &path.display().to_string())
     }
 
     /// Resolves the file for an environment (`None`: the file's own
@@ -930,10 +934,14 @@ fn merge_spec(base: Option<&ComponentSpec>, c: &ComponentConfig) -> Result<Compo
 }
 
 impl Stack {
-    /// Reads a stack file and resolves it for `environment`.
-    pub fn load(path: &Path, environment: Option<&str>) -> Result<Stack, Error> {
-        let file = StackFile::load(path)?;
-        let mut stack = file.resolve(environment, &path.display().to_string())?;
+    /// Resolves the text of the stack file at `path` (read by the caller:
+    /// this crate does no I/O) for `environment`; YAML or TOML by extension.
+    pub fn from_file(path: &Path, text: &str, environment: Option<&str>) -> Result<Stack, Error> {
+        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
+            path: path.to_owned(),
+        })?;
+        let file = path.display().to_string();
+        let mut stack = StackFile::parse(text, format, &file)?.resolve(environment, &file)?;
         stack.source = Some(path.to_owned());
         Ok(stack)
     }

@@ -279,9 +279,14 @@ pub struct ComponentRecord {
     /// The phase it belongs to.
     pub phase: String,
     /// The version before the run.
-    pub from: Option<Version>,
+    pub from: Version,
     /// The version the run moves it to.
-    pub to: Option<Version>,
+    pub to: Version,
+    /// The component as resolved when the run began (units, binaries,
+    /// checks): a resume finishes with these facts even when the stack
+    /// file changed or dropped the component meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::catalog::ComponentSpec>,
     /// How many times the transaction was started (resume counts).
     pub attempts: u32,
     /// When it started.
@@ -308,12 +313,13 @@ pub struct ComponentRecord {
 
 impl ComponentRecord {
     /// A pending component.
-    pub fn pending(phase: &str, from: Option<Version>, to: Option<Version>) -> Self {
+    pub fn pending(phase: &str, from: Version, to: Version) -> Self {
         ComponentRecord {
             status: ComponentStatus::Pending,
             phase: phase.to_owned(),
             from,
             to,
+            spec: None,
             attempts: 0,
             started_at: None,
             updated_at: None,
@@ -694,11 +700,8 @@ mod tests {
     }
 
     fn with(entries: &[(TxStep, StepEvent)]) -> ComponentRecord {
-        let mut c = ComponentRecord::pending(
-            "exporters",
-            Some(Version::new(1, 0, 0)),
-            Some(Version::new(1, 1, 0)),
-        );
+        let mut c =
+            ComponentRecord::pending("exporters", Version::new(1, 0, 0), Version::new(1, 1, 0));
         for (i, (s, e)) in entries.iter().enumerate() {
             c.record(*s, e.clone(), t(i64::try_from(i).unwrap()));
         }

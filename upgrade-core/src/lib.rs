@@ -50,6 +50,8 @@ pub mod layout;
 pub mod planner;
 pub mod policy;
 pub mod ports;
+pub mod release;
+pub mod risk;
 pub mod rules;
 pub mod version;
 pub mod window;

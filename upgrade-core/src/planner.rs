@@ -3,7 +3,7 @@
 //! A pure function: the same input gives the same plan.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -13,77 +13,8 @@ use crate::policy::{Allow, Track};
 use crate::rules::req_matches;
 use crate::version::{ChangeKind, Version};
 
-/// One upstream release of a component.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
-    /// Its version.
-    pub version: Version,
-    /// The tag it was published under (`v1.9.1`).
-    pub tag: String,
-    /// When it was published, when known.
-    pub published_at: Option<Timestamp>,
-    /// Upstream marked it a pre-release.
-    pub prerelease: bool,
-    /// Its downloadable files (empty when only versions are known).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub assets: Vec<Asset>,
-}
-
-/// A downloadable file of a release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Asset {
-    /// The file name (`node_exporter-1.9.1.linux-amd64.tar.gz`).
-    pub name: String,
-    /// Where to download it (`https://…`, `http://127.0.0.1…` or `file://…`).
-    pub url: String,
-    /// Its size, when the API says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    /// The API's digest (`sha256:<hex>`), when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
-
-impl Release {
-    /// A release with a tag `v<version>` and no assets.
-    pub fn new(version: Version, published_at: Option<Timestamp>) -> Self {
-        let prerelease = version.is_prerelease();
-        Release {
-            tag: format!("v{version}"),
-            version,
-            published_at,
-            prerelease,
-            assets: Vec::new(),
-        }
-    }
-
-    /// The asset with this exact name.
-    pub fn asset(&self, name: &str) -> Option<&Asset> {
-        self.assets.iter().find(|a| a.name == name)
-    }
-}
-
-/// How risky a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    /// A patch release.
-    Low,
-    /// A minor release, a pre-release or an end-of-life component.
-    Medium,
-    /// A major release, a stepping stone, a documented breaking change or a downgrade.
-    High,
-}
-
-impl fmt::Display for Risk {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Risk::Low => "low",
-            Risk::Medium => "medium",
-            Risk::High => "high",
-        })
-    }
-}
+pub use crate::release::{Asset, Release};
+pub use crate::risk::Risk;
 
 /// One planned change of one component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Component;
 use crate::journal::{HistoryRecord, RunRecord};
-use crate::planner::Release;
+use crate::release::Release;
 use crate::version::Version;
 
 /// An adapter's error, boxed so that every adapter keeps its own type.
@@ -136,6 +136,29 @@ pub trait Backup: Send + Sync {
     fn backup(&self, component: &Component, dir: &Path) -> Result<Vec<PathBuf>, PortError>;
     /// Puts the files saved in `dir` back.
     fn restore(&self, component: &Component, dir: &Path) -> Result<(), PortError>;
+    /// Whether a backup was taken into `dir` (a rollback restores only then).
+    fn exists(&self, dir: &Path) -> bool;
+}
+
+/// Time for the engine: what time it is, and pauses between components.
+///
+/// The real one (`upgrade_state::SystemClock`) reads the system clock and
+/// sleeps; tests pass a virtual clock that only moves when told to.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> jiff::Timestamp;
+    /// Waits `duration` (a virtual clock just moves forward).
+    fn sleep(&self, duration: std::time::Duration);
+}
+
+/// Proof that the caller holds the run lock.
+///
+/// Every engine function that changes the host takes one, so the
+/// precondition cannot be forgotten: `upgrade_state::LockGuard` implements
+/// it, and only exists while the lock is held.
+pub trait RunLock {
+    /// Who holds it, for logs (`pid 42 on host-a`).
+    fn holder(&self) -> String;
 }
 
 /// Something a run tells the outside world.

@@ -11,6 +11,23 @@ use support::*;
 use upgrade_core::engine::{self, Error, Mode, Options, Scope};
 use upgrade_core::journal::{ComponentStatus, HistoryRecord, Outcome, RunStatus};
 
+fn ask<'a>(f: &'a mut dyn FnMut(&upgrade_core::planner::Step) -> bool) -> engine::Approver<'a> {
+    engine::Approver::Ask(f)
+}
+
+/// The test stack with one maintenance window, 02:00–23:00 UTC on `days`.
+fn stack_with_window(days: &str) -> upgrade_core::Stack {
+    let mut text = String::from("components:\n");
+    for n in NAMES {
+        text.push_str(&format!("  {n}: {{allow: major, auto_approve: high}}\n"));
+    }
+    text.push_str(&format!(
+        "maintenance:\n  windows:\n    - {{days: {days}, start: '02:00', end: '23:00'}}\n"
+    ));
+    upgrade_core::Stack::from_text(&text, upgrade_core::config::Format::Yaml, "w.yaml", None)
+        .unwrap()
+}
+
 fn opts() -> Options {
     Options::new("run-1")
 }
@@ -26,7 +43,15 @@ fn apply(
     let f = fakes(w);
     let mut j = FakeJournal::new(disk, crash_at);
     let mut ports = f.ports(&mut j);
-    engine::apply(stack, &plan, &releases(), &mut ports, o, &mut |_| true)
+    engine::apply(
+        stack,
+        &plan,
+        &releases(),
+        &mut ports,
+        o,
+        &Lock,
+        ask(&mut |_| true),
+    )
 }
 
 fn resume(
@@ -37,7 +62,7 @@ fn resume(
     let f = fakes(w);
     let mut j = FakeJournal::new(disk, None);
     let mut ports = f.ports(&mut j);
-    engine::resume(stack, &releases(), &mut ports, &opts())
+    engine::resume(stack, &releases(), &mut ports, &opts(), &Lock)
 }
 
 fn status_of(disk: &Disk, name: &str) -> Option<ComponentStatus> {
@@ -361,7 +386,8 @@ fn manual_changes_are_respected() {
         &releases(),
         &mut f.ports(&mut j),
         &opts(),
-        &mut |_| true,
+        &Lock,
+        ask(&mut |_| true),
     )
     .unwrap();
     let node = r
@@ -398,7 +424,8 @@ fn manual_changes_are_respected() {
         &releases(),
         &mut f.ports(&mut j),
         &opts(),
-        &mut |_| true,
+        &Lock,
+        ask(&mut |_| true),
     )
     .unwrap();
     let m = r
@@ -530,10 +557,11 @@ fn approval_scope_window_and_lock() {
         &releases(),
         &mut f.ports(&mut j),
         &opts(),
-        &mut |_| {
+        &Lock,
+        ask(&mut |_| {
             asked += 1;
             false
-        },
+        }),
     )
     .unwrap();
     assert_eq!(asked, 1);
@@ -553,24 +581,28 @@ fn approval_scope_window_and_lock() {
         &releases(),
         &mut f.ports(&mut j),
         &o,
-        &mut |_| panic!("no prompt with --yes"),
+        &Lock,
+        ask(&mut |_| panic!("no prompt with --yes")),
     )
     .unwrap();
     assert_eq!(r.upgraded(), 1);
 
     // Unattended outside a window: refused, nothing written.
-    let (s, w, disk) = (stack(""), world(), Disk::default());
+    // The virtual clock says Tuesday 10:00 UTC; the only window is on Sundays.
+    let (s, w, disk) = (stack_with_window("[sun]"), world(), Disk::default());
     let mut o = opts();
     o.unattended = true;
-    o.window_open = false;
-    assert!(matches!(
-        apply(&s, &w, &disk, None, &o),
-        Err(Error::OutsideWindow)
-    ));
+    let e = apply(&s, &w, &disk, None, &o).unwrap_err();
+    let Error::OutsideWindow { next: Some(next) } = e else {
+        panic!("{e}")
+    };
+    assert_eq!(next.to_string(), "2026-11-22T02:00:00Z");
     assert_eq!(*disk.saves.lock().unwrap(), 0);
-    let mut o = opts();
-    o.lock_held = false;
-    assert!(matches!(apply(&s, &w, &disk, None, &o), Err(Error::NoLock)));
+    assert!(disk.history.lock().unwrap().is_empty());
+    // Inside a window (Tuesdays): it goes ahead.
+    let (s, w, disk) = (stack_with_window("[tue]"), world(), Disk::default());
+    let r = apply(&s, &w, &disk, None, &o).unwrap();
+    assert_eq!(r.upgraded(), 3);
     let mut o = opts();
     o.scope = Scope::Component {
         name: "nope".into(),
@@ -602,6 +634,7 @@ fn manual_rollback_of_a_component_and_of_a_run() {
         &v("1.0.0"),
         &mut f.ports(&mut j),
         &Options::new("rb-1"),
+        &Lock,
     )
     .unwrap();
     assert_eq!(r.upgraded(), 1);
@@ -612,6 +645,7 @@ fn manual_rollback_of_a_component_and_of_a_run() {
         &v("0.1.0"),
         &mut f.ports(&mut j),
         &Options::new("rb-2"),
+        &Lock,
     )
     .unwrap_err();
     assert!(
@@ -627,6 +661,7 @@ fn manual_rollback_of_a_component_and_of_a_run() {
         &history,
         &mut f.ports(&mut j),
         &Options::new("rb-3"),
+        &Lock,
     )
     .unwrap();
     assert_eq!(r.upgraded(), 2, "the two still at 1.1.0");
@@ -639,6 +674,7 @@ fn manual_rollback_of_a_component_and_of_a_run() {
         &history,
         &mut f.ports(&mut j),
         &Options::new("rb-4"),
+        &Lock,
     )
     .unwrap_err();
     assert!(e.to_string().contains("upgraded nothing"), "{e}");
@@ -656,7 +692,7 @@ fn prune_keeps_current_good_and_newest() {
         wl.good.insert("node_exporter".into(), v("0.5.0"));
     }
     let f = fakes(&w);
-    let r = engine::prune(&s, &f.store, 2, false).unwrap();
+    let r = engine::prune(&s, &f.store, 2, false, &Lock).unwrap();
     assert_eq!(
         r.removed["node_exporter"],
         [v("0.6.0"), v("0.7.0"), v("0.8.0")]
@@ -709,4 +745,65 @@ fn unattended_applies_only_up_to_the_auto_approve_risk() {
     let r = apply(&s, &w, &disk, None, &o).unwrap();
     assert_eq!(r.upgraded(), 1);
     assert_eq!(w.lock().unwrap().running["node_exporter"], v("1.1.0"));
+}
+
+#[test]
+fn a_rollback_restores_the_files_a_release_rewrote_with_a_virtual_clock() {
+    let (s, w, disk) = (stack(""), world(), Disk::default());
+    w.lock().unwrap().migrates_config = true;
+    inject(&w, "node_exporter", Fail::UnhealthyAfter);
+    let plan = plan_for(&s, &w);
+    let f = fakes(&w);
+    let mut j = FakeJournal::new(&disk, None);
+    let mut o = opts();
+    o.pause = Some(std::time::Duration::from_secs(3600));
+    let r = engine::apply(
+        &s,
+        &plan,
+        &releases(),
+        &mut f.ports(&mut j),
+        &o,
+        &Lock,
+        ask(&mut |_| true),
+    )
+    .unwrap();
+    let node = r
+        .steps
+        .iter()
+        .find(|s| s.component == "node_exporter")
+        .unwrap();
+    assert_eq!(node.status, ComponentStatus::RolledBack);
+    let wl = w.lock().unwrap();
+    // The switch rewrote it; the rollback's restore put the saved copy back.
+    assert_eq!(
+        wl.files["/etc/node_exporter/config.yml"],
+        "node_exporter config v1"
+    );
+    assert_eq!(
+        wl.files["/etc/mysqld_exporter/config.yml"], "mysqld_exporter config migrated by 1.1.0",
+        "an upgraded component keeps its migrated file"
+    );
+    drop(wl);
+    let state = disk.state.lock().unwrap().clone().unwrap();
+    let c = state.components.get("node_exporter:1.1.0").unwrap();
+    let restore = c
+        .journal
+        .iter()
+        .find(|e| e.step == upgrade_core::journal::TxStep::RollbackRestore)
+        .unwrap();
+    assert!(
+        matches!(&restore.event, upgrade_core::journal::StepEvent::Began),
+        "{restore:?}"
+    );
+    assert!(c.journal.iter().any(|e| matches!(
+        &e.event,
+        upgrade_core::journal::StepEvent::Done { result } if result == "files restored"
+    )));
+    // Two pauses of an hour between three components, on the virtual clock only.
+    assert_eq!(f.clock.slept.lock().unwrap().len(), 2);
+    assert_eq!(state.started_at.to_string(), "2026-11-17T10:00:00Z");
+    assert_eq!(
+        state.finished_at.unwrap().to_string(),
+        "2026-11-17T12:00:00Z"
+    );
 }

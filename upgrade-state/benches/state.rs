@@ -82,11 +82,8 @@ mod obs_sample {
         let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
         let mut components = BTreeMap::new();
         for c in 0..n {
-            let mut rec = ComponentRecord::pending(
-                "exporters",
-                Some(Version::new(1, c, 0)),
-                Some(Version::new(1, c, 1)),
-            );
+            let mut rec =
+                ComponentRecord::pending("exporters", Version::new(1, c, 0), Version::new(1, c, 1));
             for s in TxStep::FORWARD {
                 rec.record(s, StepEvent::Began, t);
                 rec.record(

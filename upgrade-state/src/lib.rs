@@ -39,6 +39,7 @@ pub mod history;
 pub mod lock;
 pub mod metrics;
 pub mod state;
+pub mod sys;
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,7 @@ use upgrade_core::ports::{Journal, PortError};
 pub use history::History;
 pub use lock::{HolderInfo, LockGuard, LockState, RunLock};
 pub use state::StateStore;
+pub use sys::SystemClock;
 
 /// The on-disk layout of the state under a root (`/` on a real host).
 #[derive(Debug, Clone)]

@@ -38,8 +38,8 @@ impl HolderInfo {
     pub fn current() -> Self {
         HolderInfo {
             pid: std::process::id(),
-            host: hostname(),
-            user: username(),
+            host: crate::sys::host_name(),
+            user: crate::sys::user_name(),
             command: std::env::args().collect(),
             since: Timestamp::now(),
         }
@@ -121,6 +121,12 @@ impl LockGuard {
     /// The details written for others to read.
     pub fn holder(&self) -> &HolderInfo {
         &self.holder
+    }
+}
+
+impl upgrade_core::ports::RunLock for LockGuard {
+    fn holder(&self) -> String {
+        self.holder.to_string()
     }
 }
 
@@ -266,38 +272,6 @@ pub fn read_holder(path: &Path) -> Option<HolderInfo> {
         std::thread::sleep(Duration::from_millis(5));
     }
     None
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown-host".into())
-}
-
-fn username() -> String {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
-        });
-    let Some(uid) = uid else {
-        return std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let _ = f.next();
-                (f.next()? == uid).then(|| name.to_owned())
-            })
-        })
-        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Installed version detection: `<binary> --version`, stdout and stderr both.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use upgrade_core::version::{Version, detect_version};
 
@@ -49,22 +49,18 @@ pub fn installed_version(binary: &Path, marker: &str) -> Result<Version, Error> 
             binary: binary.to_owned(),
             source,
         })?;
-    let start = Instant::now();
-    let out = loop {
-        if let Some(out) = handle.try_wait().map_err(|source| Error::Run {
+    // A blocking wait with a deadline: no polling, so a fast binary costs
+    // only its own run time.
+    let waited = handle.wait_timeout(timeout).map_err(|source| Error::Run {
+        binary: binary.to_owned(),
+        source,
+    })?;
+    let Some(out) = waited else {
+        let _ = handle.kill();
+        return Err(Error::Timeout {
             binary: binary.to_owned(),
-            source,
-        })? {
-            break out.clone();
-        }
-        if start.elapsed() > timeout {
-            let _ = handle.kill();
-            return Err(Error::Timeout {
-                binary: binary.to_owned(),
-                timeout,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
+            timeout,
+        });
     };
     let text = format!(
         "{}\n{}",

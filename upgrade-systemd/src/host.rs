@@ -192,4 +192,8 @@ impl Backup for FileBackup {
         }
         Ok(())
     }
+
+    fn exists(&self, dir: &Path) -> bool {
+        dir.is_dir()
+    }
 }

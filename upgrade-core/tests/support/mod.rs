@@ -11,8 +11,8 @@ use upgrade_core::journal::{HealthRecord, HistoryRecord, RunRecord};
 use upgrade_core::layout::Layout;
 use upgrade_core::planner::{self, Plan, PlanInput, Release};
 use upgrade_core::ports::{
-    ArtifactStore, Backup, Event, HealthProbe, Inspector, Installed, Journal, Notifier, PortError,
-    Proof, ServiceControl, ServiceStatus, Staged,
+    ArtifactStore, Backup, Clock, Event, HealthProbe, Inspector, Installed, Journal, Notifier,
+    PortError, Proof, RunLock, ServiceControl, ServiceStatus, Staged,
 };
 use upgrade_core::version::Version;
 
@@ -62,6 +62,9 @@ pub struct World {
     pub bad: BTreeSet<(String, Version)>,
     pub events: Vec<String>,
     pub notifier_fails: bool,
+    /// A switch to a newer version rewrites the component's config file
+    /// (as a release that migrates its configuration would).
+    pub migrates_config: bool,
 }
 
 impl World {
@@ -127,6 +130,13 @@ impl ArtifactStore for FakeStore {
         let mut w = self.0.lock().unwrap();
         if !w.store.get(c).is_some_and(|s| s.contains(v)) {
             return Err(format!("{c} {v} is not in the store").into());
+        }
+        let newer = w.current.get(c).is_some_and(|cur| cur < v);
+        if newer && w.migrates_config {
+            w.files.insert(
+                format!("/etc/{c}/config.yml"),
+                format!("{c} config migrated by {v}"),
+            );
         }
         w.current.insert(c.into(), v.clone());
         w.plain.remove(c);
@@ -301,6 +311,50 @@ impl Backup for FakeBackup {
         }
         Ok(())
     }
+    fn exists(&self, dir: &Path) -> bool {
+        let prefix = dir.display().to_string();
+        self.0
+            .lock()
+            .unwrap()
+            .files
+            .keys()
+            .any(|k| k.starts_with(&prefix))
+    }
+}
+
+/// The run lock, as the engine's callers prove they hold it.
+pub struct Lock;
+
+impl RunLock for Lock {
+    fn holder(&self) -> String {
+        "the test".into()
+    }
+}
+
+/// A virtual clock: time moves only by `sleep` (and `advance`).
+pub struct VirtualClock {
+    pub now: Mutex<jiff::Timestamp>,
+    pub slept: Mutex<Vec<std::time::Duration>>,
+}
+
+impl VirtualClock {
+    pub fn at(t: &str) -> Self {
+        VirtualClock {
+            now: Mutex::new(t.parse().unwrap()),
+            slept: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> jiff::Timestamp {
+        *self.now.lock().unwrap()
+    }
+    fn sleep(&self, d: std::time::Duration) {
+        self.slept.lock().unwrap().push(d);
+        let mut now = self.now.lock().unwrap();
+        *now = now.checked_add(d).unwrap();
+    }
 }
 
 impl Notifier for FakeNotifier {
@@ -460,6 +514,7 @@ pub struct Fakes {
     pub inspector: FakeInspector,
     pub backup: FakeBackup,
     pub notifier: FakeNotifier,
+    pub clock: VirtualClock,
     pub layout: Layout,
 }
 
@@ -471,6 +526,7 @@ pub fn fakes(w: &Shared) -> Fakes {
         inspector: FakeInspector(w.clone()),
         backup: FakeBackup(w.clone()),
         notifier: FakeNotifier(w.clone()),
+        clock: VirtualClock::at("2026-11-17T10:00:00Z"),
         layout: Layout::under("/fake-root"),
     }
 }
@@ -485,6 +541,7 @@ impl Fakes {
             inspector: &self.inspector,
             backup: &self.backup,
             notifier: &self.notifier,
+            clock: &self.clock,
             layout: &self.layout,
             observer: None,
         }

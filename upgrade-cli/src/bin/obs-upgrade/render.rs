@@ -1,6 +1,8 @@
 //! Tables for people, JSON for programs.
 
 use serde::Serialize;
+use upgrade_core::engine::RunReport;
+use upgrade_core::journal::{ComponentStatus, RunStatus};
 
 /// Prints `value` as pretty JSON with its schema name.
 pub fn json<T: Serialize>(schema: &str, value: &T) -> anyhow::Result<()> {
@@ -78,4 +80,51 @@ pub fn risk(on: bool, r: upgrade_core::planner::Risk) -> String {
         upgrade_core::planner::Risk::Medium => paint(on, "33", "medium"),
         upgrade_core::planner::Risk::High => paint(on, "31", "high"),
     }
+}
+
+/// A run's report: JSON, or a table of steps; the exit code it means.
+pub fn run_report(g: &crate::args::Global, report: &RunReport) -> anyhow::Result<u8> {
+    let code = if report.failed() + report.rolled_back() > 0 {
+        crate::exit::FAILED
+    } else {
+        crate::exit::OK
+    };
+    if g.json {
+        json("run", report)?;
+        return Ok(code);
+    }
+    if report.steps.is_empty() || report.all_at_target() {
+        println!("Nothing to do: every component is where its policy wants it.");
+        return Ok(code);
+    }
+    let mut t = Table::new(&["COMPONENT", "FROM → TO", "RESULT", "DETAIL"]);
+    for s in &report.steps {
+        let result = match &s.status {
+            ComponentStatus::Completed if s.to < s.from => "downgraded".to_owned(),
+            ComponentStatus::Completed => "upgraded".to_owned(),
+            ComponentStatus::RolledBack => "rolled back".to_owned(),
+            ComponentStatus::Failed => "FAILED".to_owned(),
+            ComponentStatus::Skipped => "skipped".to_owned(),
+            ComponentStatus::Pending if report.status == RunStatus::Planning => "ok".into(),
+            ComponentStatus::Pending => "pending".into(),
+            ComponentStatus::InProgress { step } => format!("interrupted at {step}"),
+        };
+        let show = |v: &Option<upgrade_core::version::Version>| {
+            v.as_ref().map(ToString::to_string).unwrap_or_default()
+        };
+        t.row(vec![
+            s.component.clone(),
+            format!("{} → {}", show(&s.from), show(&s.to)),
+            result,
+            s.message.clone().unwrap_or_default(),
+        ]);
+    }
+    t.print();
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+    if report.status != RunStatus::Planning {
+        println!("run {}: {}", report.run_id, report.status);
+    }
+    Ok(code)
 }

@@ -3,7 +3,6 @@
 
 mod args;
 mod cmd;
-mod ctx;
 mod exit;
 mod render;
 

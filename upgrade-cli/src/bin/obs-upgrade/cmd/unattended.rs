@@ -1,119 +1,36 @@
 //! `metrics` and `timer`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use upgrade_core::planner::Release;
-use upgrade_core::ports::Inspector;
-use upgrade_state::metrics::{self, ComponentNow, Input};
+use upgrade_cli::host::Host;
+use upgrade_cli::ops;
 use upgrade_systemd::systemctl::Systemd;
 use upgrade_systemd::timers::{self, HostPaths, UNITS};
 
-use crate::args::TimerCmd;
-use crate::ctx::{Ctx, Resolution};
+use crate::args::{Global, TimerCmd};
 use crate::exit;
 use crate::render::{self, Table};
 
-fn input(ctx: &Ctx, res: &Resolution) -> Input {
-    let plan = ctx.plan(res);
-    let components = ctx
-        .stack
-        .components
-        .keys()
-        .map(|name| {
-            let installed = res.installed.get(name);
-            let newer: Vec<&Release> = res
-                .available
-                .get(name)
-                .map(|rs| {
-                    rs.iter()
-                        .filter(|r| {
-                            installed.is_some_and(|i| r.version.cmp_precedence(i).is_gt())
-                                && !r.prerelease
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            ComponentNow {
-                name: name.clone(),
-                installed: installed.map(ToString::to_string),
-                versions_behind: newer.len() as u64,
-                update_pending: plan.steps().any(|s| &s.component == name),
-                outdated_since: newer.iter().filter_map(|r| r.published_at).min(),
-            }
-        })
-        .collect();
-    let last_check = std::fs::read_to_string(ctx.last_check_file())
-        .ok()
-        .and_then(|t| t.trim().parse().ok());
-    let unattended = ctx.unit_dir().join(UNITS[3]).exists();
-    Input {
-        components,
-        last_check,
-        unattended,
-    }
-}
-
-fn render_text(ctx: &Ctx, res: &Resolution) -> Result<String> {
-    let history = upgrade_state::History::open(&ctx.paths().state_dir)?
-        .read_all()?
-        .records;
-    Ok(metrics::render(&input(ctx, res), &history))
-}
-
-pub fn metrics(ctx: &Ctx, write: bool, path: Option<&Path>) -> Result<u8> {
-    let res = ctx.resolve();
-    let text = render_text(ctx, &res)?;
+pub fn metrics(g: &Global, host: &Host, write: bool, path: Option<&Path>) -> Result<u8> {
     if !write {
-        print!("{text}");
+        print!("{}", ops::metrics(host)?);
         return Ok(exit::OK);
     }
-    let path = path.map_or_else(|| ctx.metrics_path(), Path::to_owned);
-    metrics::write(&path, &text)?;
-    if ctx.global.json {
+    let path = ops::write_metrics(host, path)?;
+    if g.json {
         render::json("metrics", &serde_json::json!({ "written": path }))?;
-    } else if !ctx.global.quiet {
+    } else if !g.quiet {
         println!("wrote {}", path.display());
     }
     Ok(exit::OK)
 }
 
-/// After a run: installed versions again (they changed), releases as listed before.
-pub fn write_metrics_after_run(ctx: &Ctx, available: &BTreeMap<String, Vec<Release>>) {
-    let inspector = ctx.inspector();
-    let installed = ctx
-        .stack
-        .components
-        .values()
-        .filter_map(|c| {
-            inspector
-                .installed(c)
-                .ok()
-                .flatten()
-                .map(|i| (c.name.clone(), i.version))
-        })
-        .collect();
-    let res = Resolution {
-        installed,
-        available: available.clone(),
-        errors: BTreeMap::new(),
-    };
-    let path = ctx.metrics_path();
-    match render_text(ctx, &res)
-        .map_err(|e| e.to_string())
-        .and_then(|t| metrics::write(&path, &t).map_err(|e| e.to_string()))
-    {
-        Ok(()) => log::info!("wrote {}", path.display()),
-        Err(e) => log::warn!("cannot write the metrics file {}: {e}", path.display()),
-    }
-}
-
-pub fn timer(ctx: &Ctx, t: &TimerCmd) -> Result<u8> {
-    let dir = ctx.unit_dir();
-    let systemd = ctx
+pub fn timer(g: &Global, host: &Host, t: &TimerCmd) -> Result<u8> {
+    let dir = host.unit_dir();
+    let systemd = host
         .uses_systemd()
-        .then(|| Systemd::new(&ctx.global.root).with_unit_dir(&dir));
+        .then(|| Systemd::new(&g.root).with_unit_dir(&dir));
     match t {
         TimerCmd::Install { binary, no_enable } => {
             let binary = match binary {
@@ -122,13 +39,13 @@ pub fn timer(ctx: &Ctx, t: &TimerCmd) -> Result<u8> {
                     .context("cannot tell where this obs-upgrade is; pass --binary")?,
             };
             let mut args = Vec::new();
-            if ctx.global.root != Path::new("/") {
-                args.extend(["--root".to_owned(), ctx.global.root.display().to_string()]);
+            if g.root != Path::new("/") {
+                args.extend(["--root".to_owned(), g.root.display().to_string()]);
             }
-            if let Some(c) = &ctx.global.config {
+            if let Some(c) = &g.config {
                 args.extend(["--config".to_owned(), c.display().to_string()]);
             }
-            let l = &ctx.layout;
+            let l = host.layout();
             let mut writable = vec![
                 l.store_dir(),
                 l.state_dir(),
@@ -136,10 +53,10 @@ pub fn timer(ctx: &Ctx, t: &TimerCmd) -> Result<u8> {
                 l.bin_dir(),
                 l.unit_dir(),
             ];
-            if let Some(d) = ctx.metrics_path().parent() {
+            if let Some(d) = host.metrics_path().parent() {
                 writable.push(d.to_owned());
             }
-            let units = timers::render(&ctx.stack, &binary, &args, &HostPaths { writable })
+            let units = timers::render(host.stack(), &binary, &args, &HostPaths { writable })
                 .map_err(anyhow::Error::msg)?;
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -192,7 +109,7 @@ pub fn timer(ctx: &Ctx, t: &TimerCmd) -> Result<u8> {
             Ok(exit::OK)
         }
         TimerCmd::Status => {
-            let schedule = &ctx.stack.maintenance.schedule;
+            let schedule = &host.stack().maintenance.schedule;
             let now = jiff::Timestamp::now();
             let rows: Vec<(String, bool, String)> = UNITS
                 .iter()
@@ -204,7 +121,7 @@ pub fn timer(ctx: &Ctx, t: &TimerCmd) -> Result<u8> {
                     ((*u).to_owned(), dir.join(u).exists(), enabled)
                 })
                 .collect();
-            if ctx.global.json {
+            if g.json {
                 let units: Vec<_> = rows
                     .iter()
                     .map(|(u, i, e)| serde_json::json!({"unit": u, "installed": i, "enabled": e}))

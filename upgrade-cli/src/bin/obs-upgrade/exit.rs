@@ -28,6 +28,13 @@ impl std::error::Error for Exit {}
 
 fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(op) = cause.downcast_ref::<upgrade_cli::Error>() {
+            match op {
+                upgrade_cli::Error::Usage(_) | upgrade_cli::Error::Config(_) => return USAGE,
+                upgrade_cli::Error::State(_) => return USAGE,
+                _ => {}
+            }
+        }
         if let Some(Exit(c)) = cause.downcast_ref::<Exit>() {
             return *c;
         }
@@ -47,7 +54,9 @@ fn code_for(e: &anyhow::Error) -> u8 {
             return match engine {
                 upgrade_core::engine::Error::InProgress { .. }
                 | upgrade_core::engine::Error::Journal(_) => INTERRUPTED,
-                upgrade_core::engine::Error::Scope(_) => USAGE,
+                upgrade_core::engine::Error::Scope(_) | upgrade_core::engine::Error::Damaged(_) => {
+                    USAGE
+                }
                 _ => FAILED,
             };
         }

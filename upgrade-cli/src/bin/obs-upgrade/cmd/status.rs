@@ -1,26 +1,13 @@
 //! `status`, `history` and `versions`.
 
 use anyhow::Result;
-use serde::Serialize;
-use upgrade_core::journal::{ComponentStatus, HistoryRecord, RunRecord};
-use upgrade_state::history::Query;
-use upgrade_state::{History, LockState, StateStore};
+use upgrade_cli::host::Host;
+use upgrade_cli::ops::{self, HistoryOptions, VersionsRow};
+use upgrade_core::journal::{ComponentStatus, HistoryRecord};
 
-use crate::ctx::Ctx;
+use crate::args::Global;
 use crate::exit;
 use crate::render::{self, Table};
-
-#[derive(Serialize)]
-struct StatusOut {
-    run: Option<RunRecord>,
-    lock: LockOut,
-}
-
-#[derive(Serialize)]
-struct LockOut {
-    held: bool,
-    holder: Option<upgrade_state::HolderInfo>,
-}
 
 fn status_word(s: &ComponentStatus) -> String {
     match s {
@@ -33,29 +20,19 @@ fn status_word(s: &ComponentStatus) -> String {
     }
 }
 
-pub fn status(ctx: &Ctx) -> Result<u8> {
-    let paths = ctx.paths();
-    let run = StateStore::open(&paths.state_dir)?.load()?;
-    let lock = match paths.run_lock().probe()? {
-        LockState::Free => LockOut {
-            held: false,
-            holder: None,
-        },
-        LockState::Held(h) => LockOut {
-            held: true,
-            holder: h,
-        },
-    };
-    if ctx.global.json {
-        render::json("status", &StatusOut { run, lock })?;
+pub fn status(g: &Global, host: &Host) -> Result<u8> {
+    let report = ops::status(host)?;
+    if g.json {
+        render::json("status", &report)?;
         return Ok(exit::OK);
     }
+    let lock = &report.lock;
     match &lock.holder {
         Some(h) if lock.held => println!("lock: held by {h}"),
         _ if lock.held => println!("lock: held (the holder has not written its details yet)"),
         _ => println!("lock: free"),
     }
-    let Some(run) = run else {
+    let Some(run) = &report.run else {
         println!("No run recorded yet.");
         return Ok(exit::OK);
     };
@@ -71,7 +48,7 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
             .round(jiff::Unit::Second)
             .unwrap_or(run.updated_at)
     );
-    if run.is_unfinished() && !lock.held {
+    if report.needs_resume() {
         println!("this run was interrupted: run `obs-upgrade resume`");
     }
     let mut t = Table::new(&["COMPONENT", "FROM → TO", "STATUS", "DETAIL"]);
@@ -79,11 +56,7 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
         for key in &phase.components {
             let c = &run.components[key];
             let name = key.split(':').next().unwrap_or(key);
-            let ft = format!(
-                "{} → {}",
-                c.from.as_ref().map(ToString::to_string).unwrap_or_default(),
-                c.to.as_ref().map(ToString::to_string).unwrap_or_default()
-            );
+            let ft = format!("{} → {}", c.from, c.to);
             t.row(vec![
                 name.to_owned(),
                 ft,
@@ -101,11 +74,16 @@ pub fn status(ctx: &Ctx) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub fn history(ctx: &Ctx, component: Option<&str>, limit: usize, stats: bool) -> Result<u8> {
-    let h = History::open(&ctx.paths().state_dir)?;
+pub fn history(
+    g: &Global,
+    host: &Host,
+    component: Option<&str>,
+    limit: usize,
+    stats: bool,
+) -> Result<u8> {
     if stats {
-        let s = h.stats()?;
-        if ctx.global.json {
+        let s = ops::history_stats(host)?;
+        if g.json {
             render::json("history-stats", &s)?;
         } else {
             println!(
@@ -139,21 +117,19 @@ pub fn history(ctx: &Ctx, component: Option<&str>, limit: usize, stats: bool) ->
         }
         return Ok(exit::OK);
     }
-    let read = h.read_all()?;
-    for s in &read.skipped {
-        log::warn!(
-            "skipped damaged history line {}:{}",
-            s.file.display(),
-            s.line
-        );
+    let report = ops::history(
+        host,
+        &HistoryOptions {
+            component: component.map(str::to_owned),
+            limit: Some(limit),
+        },
+    )?;
+    for line in &report.skipped_lines {
+        log::warn!("skipped damaged history line {line}");
     }
-    let records = h.query(&Query {
-        component: component.map(str::to_owned),
-        limit: Some(limit),
-        ..Query::default()
-    })?;
-    if ctx.global.json {
-        render::json("history", &serde_json::json!({ "records": records }))?;
+    let records = &report.records;
+    if g.json {
+        render::json("history", &report)?;
         return Ok(exit::OK);
     }
     if records.is_empty() {
@@ -161,7 +137,7 @@ pub fn history(ctx: &Ctx, component: Option<&str>, limit: usize, stats: bool) ->
         return Ok(exit::OK);
     }
     let mut t = Table::new(&["WHEN", "RUN", "WHAT", "OUTCOME"]);
-    for r in &records {
+    for r in records {
         let when = r
             .at()
             .round(jiff::Unit::Second)
@@ -222,32 +198,6 @@ pub fn history(ctx: &Ctx, component: Option<&str>, limit: usize, stats: bool) ->
     Ok(exit::OK)
 }
 
-#[derive(Serialize)]
-pub struct VersionsRow {
-    pub name: String,
-    pub versions: Vec<String>,
-    pub current: Option<String>,
-    pub last_good: Option<String>,
-}
-
-pub fn versions_rows(ctx: &Ctx) -> Result<Vec<VersionsRow>> {
-    let store = ctx.store();
-    let mut rows = Vec::new();
-    for name in ctx.stack.components.keys() {
-        rows.push(VersionsRow {
-            name: name.clone(),
-            versions: store
-                .versions(name)?
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            current: store.current(name)?.map(|v| v.to_string()),
-            last_good: store.last_good(name)?.map(|v| v.to_string()),
-        });
-    }
-    Ok(rows)
-}
-
 pub fn print_versions(rows: &[VersionsRow]) {
     let mut t = Table::new(&["COMPONENT", "CURRENT", "LAST GOOD", "IN THE STORE"]);
     for r in rows {
@@ -266,9 +216,9 @@ pub fn print_versions(rows: &[VersionsRow]) {
     t.print();
 }
 
-pub fn versions(ctx: &Ctx) -> Result<u8> {
-    let rows = versions_rows(ctx)?;
-    if ctx.global.json {
+pub fn versions(g: &Global, host: &Host) -> Result<u8> {
+    let rows = ops::versions(host)?;
+    if g.json {
         render::json("versions", &serde_json::json!({ "components": rows }))?;
     } else {
         print_versions(&rows);

@@ -4,11 +4,11 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::args::{Cli, ConfigCmd, Global, StateCmd, SupervisorCmd};
-use crate::ctx::Ctx;
 use crate::exit;
 use crate::render::{self, Table};
+use upgrade_cli::host::Host;
 
-const EXAMPLE: &str = include_str!("../../../examples/stack.yaml");
+const EXAMPLE: &str = include_str!("../../../../../examples/stack.yaml");
 
 pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
     match c {
@@ -17,42 +17,43 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
             Ok(exit::OK)
         }
         ConfigCmd::Check => {
-            let ctx = Ctx::load(g)?;
-            if ctx.global.json {
+            let host = super::open(g)?;
+            let stack = host.stack();
+            if g.json {
                 render::json(
                     "config-check",
-                    &serde_json::json!({ "ok": true, "components": ctx.stack.components.len(), "environment": ctx.stack.environment }),
+                    &serde_json::json!({ "ok": true, "components": stack.components.len(), "environment": stack.environment }),
                 )?;
             } else {
-                let src = ctx.stack.source.as_ref().map_or_else(
+                let src = stack.source.as_ref().map_or_else(
                     || "the built-in catalog (no stack file)".to_owned(),
                     |p| p.display().to_string(),
                 );
                 println!(
                     "{src}: ok, {} components, environment {}",
-                    ctx.stack.components.len(),
-                    ctx.stack.environment.as_deref().unwrap_or("(none)")
+                    stack.components.len(),
+                    stack.environment.as_deref().unwrap_or("(none)")
                 );
             }
             Ok(exit::OK)
         }
         ConfigCmd::Show => {
-            let ctx = Ctx::load(g)?;
-            if ctx.global.json {
-                render::json("config", &ctx.stack)?;
+            let host = super::open(g)?;
+            if g.json {
+                render::json("config", host.stack())?;
             } else {
-                print!("{}", yaml_serde::to_string(&ctx.stack)?);
+                print!("{}", yaml_serde::to_string(host.stack())?);
             }
             Ok(exit::OK)
         }
     }
 }
 
-pub fn state(ctx: &Ctx, c: &StateCmd) -> Result<u8> {
+pub fn state(_g: &Global, host: &Host, c: &StateCmd) -> Result<u8> {
     match c {
         StateCmd::Reset => {
-            let _lock = ctx.lock()?;
-            let store = upgrade_state::StateStore::open(&ctx.paths().state_dir)?;
+            let _lock = host.lock()?;
+            let store = upgrade_state::StateStore::open(&host.paths().state_dir)?;
             let out = store.reset_damaged()?;
             match &out.set_aside {
                 Some(p) => println!("set the state file aside as {}", p.display()),
@@ -71,10 +72,10 @@ pub fn state(ctx: &Ctx, c: &StateCmd) -> Result<u8> {
     }
 }
 
-pub fn supervisor(ctx: &Ctx, c: &SupervisorCmd) -> Result<u8> {
-    let sup = ctx.supervisor();
-    let all: Vec<String> = ctx
-        .stack
+pub fn supervisor(_g: &Global, host: &Host, c: &SupervisorCmd) -> Result<u8> {
+    let sup = host.supervisor();
+    let all: Vec<String> = host
+        .stack()
         .components
         .values()
         .map(|c| c.spec.unit.clone())

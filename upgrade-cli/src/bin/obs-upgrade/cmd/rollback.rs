@@ -1,0 +1,93 @@
+//! `rollback` and `prune`: arguments → options → one library call → render.
+
+use anyhow::{Result, bail};
+use upgrade_cli::host::Host;
+use upgrade_cli::ops::{self, PruneOptions, RollbackTarget};
+use upgrade_core::version::Version;
+
+use super::status::print_versions;
+use crate::args::Global;
+use crate::exit;
+use crate::render::{self, Table};
+
+pub struct RollbackArgs {
+    pub component: Option<String>,
+    pub to: Option<String>,
+    pub run: Option<String>,
+    pub previous: bool,
+    pub list: bool,
+}
+
+pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
+    if a.list {
+        let list = ops::rollback_list(host)?;
+        if g.json {
+            render::json("rollback-list", &list)?;
+        } else {
+            print_versions(&list.components);
+            if !list.runs.is_empty() {
+                println!();
+                let mut t = Table::new(&["RUN", "FINISHED", "UPGRADED"]);
+                for r in &list.runs {
+                    t.row(vec![
+                        r.run_id.clone(),
+                        r.finished_at.clone(),
+                        r.upgraded.join(", "),
+                    ]);
+                }
+                t.print();
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let target = match (&a.component, &a.to, &a.run, a.previous) {
+        (Some(c), Some(v), None, _) => RollbackTarget::ComponentTo {
+            component: c.clone(),
+            version: Version::parse(v)?,
+        },
+        (Some(c), None, None, true) => RollbackTarget::ComponentPrevious {
+            component: c.clone(),
+        },
+        (None, None, Some(id), _) => RollbackTarget::Run { run_id: id.clone() },
+        (None, None, None, true) => RollbackTarget::LastRun,
+        _ => bail!(
+            "say what to roll back: --component X --previous | --component X --to VERSION \
+             | --run RUN_ID | --previous | --list"
+        ),
+    };
+    let report = ops::rollback(host, &target, &super::apply::Terminal::new(g, true))?;
+    render::run_report(g, &report)
+}
+
+pub fn prune(g: &Global, host: &Host, keep: usize, backup_days: u64, dry_run: bool) -> Result<u8> {
+    let opts = PruneOptions {
+        keep,
+        backup_days,
+        dry_run,
+    };
+    let report = ops::prune(host, &opts)?;
+    if g.json {
+        render::json("prune", &report)?;
+        return Ok(exit::OK);
+    }
+    let backups = &report.backups_removed;
+    if report.removed.is_empty() {
+        println!(
+            "Nothing to prune (keeping {keep} versions per component, the current and the last known-good)."
+        );
+    }
+    for (name, vs) in &report.removed {
+        println!(
+            "{} {name} {}",
+            if dry_run { "would remove" } else { "removed" },
+            vs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for b in backups {
+        println!("removed backup {}", b.display());
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,506 @@
+//! Opening a host: its root, its stack file, its service manager and every
+//! adapter the operations use.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use upgrade_core::catalog::Platform;
+use upgrade_core::config::{Component, ENVIRONMENT_VAR, Stack};
+use upgrade_core::engine::Scope;
+use upgrade_core::layout::Layout;
+use upgrade_core::planner::{self, Plan, PlanInput, Release};
+use upgrade_core::ports::{Inspector, Notifier, ReleaseSource, ServiceControl};
+use upgrade_core::version::Version;
+use upgrade_fetch::api::ApiClient;
+use upgrade_fetch::http::{Http, HttpOptions, Token};
+use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
+use upgrade_fetch::store::Store;
+use upgrade_state::{HolderInfo, LockGuard, Paths};
+use upgrade_systemd::host::{FileBackup, LocalInspector};
+use upgrade_systemd::supervisor::{Supervisor, default_dir};
+use upgrade_systemd::systemctl::Systemd;
+
+use crate::Error;
+
+/// The largest stack file read (a stack of a thousand components is ~200 KiB).
+pub const MAX_STACK_FILE: u64 = 4 << 20;
+
+/// How services are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceManager {
+    /// systemd on the real root, else the supervisor.
+    #[default]
+    Auto,
+    /// systemd (`systemctl`).
+    Systemd,
+    /// The built-in process supervisor (hosts and sandboxes without systemd).
+    Supervisor,
+}
+
+/// What to open: the root, the stack file and how to reach upstream.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Every path is under it (`/` on a real host). Must be absolute.
+    pub root: PathBuf,
+    /// The stack file (default: `<root>/etc/obs-upgrade/stack.{yaml,yml,toml}`;
+    /// none there: the built-in catalog).
+    pub config: Option<PathBuf>,
+    /// The environment whose overrides apply (default: `OBS_UPGRADE_ENVIRONMENT`).
+    pub environment: Option<String>,
+    /// Only cached API answers and mirrors; no network.
+    pub offline: bool,
+    /// How services are run.
+    pub service_manager: ServiceManager,
+    /// Wait this long for another run's lock instead of failing at once.
+    pub wait_lock: Option<Duration>,
+    /// GitHub API base URL (GitHub Enterprise, a mirror speaking the API).
+    pub github_api: Option<String>,
+    /// Where unit files are (default `<root>/etc/systemd/system`).
+    pub unit_dir: Option<PathBuf>,
+    /// Default mirror directory for components with `source: mirror`.
+    pub mirror: Option<PathBuf>,
+    /// Release listings in flight at once.
+    pub list_concurrency: usize,
+    /// `--version` runs in flight at once.
+    pub detect_concurrency: usize,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            root: PathBuf::from("/"),
+            config: None,
+            environment: None,
+            offline: false,
+            service_manager: ServiceManager::Auto,
+            wait_lock: None,
+            github_api: None,
+            unit_dir: None,
+            mirror: None,
+            list_concurrency: 8,
+            detect_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        }
+    }
+}
+
+/// An opened host: the stack resolved, the layout, and the adapters.
+pub struct Host {
+    opts: HostOptions,
+    layout: Layout,
+    stack: Stack,
+}
+
+/// What is installed and what upstream has, with per-component errors.
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    /// Installed versions by component.
+    pub installed: BTreeMap<String, Version>,
+    /// Releases by component (only installed components are listed).
+    pub available: BTreeMap<String, Vec<Release>>,
+    /// Why a component could not be detected or listed.
+    pub errors: BTreeMap<String, String>,
+}
+
+/// Reads a stack file with a size limit, refusing anything but a regular file.
+pub fn read_stack_file(path: &Path) -> Result<String, Error> {
+    let read_err = |source| upgrade_core::config::Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "stack file {} is not a regular file; name a YAML or TOML file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_STACK_FILE {
+        return Err(Error::Usage(format!(
+            "stack file {} is {} bytes, over the limit of {MAX_STACK_FILE}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_STACK_FILE + 1).read_to_string(&mut text))
+        .map_err(read_err)?;
+    Ok(text)
+}
+
+/// Reads and resolves a stack file for an environment.
+pub fn load_stack(path: &Path, environment: Option<&str>) -> Result<Stack, Error> {
+    let text = read_stack_file(path)?;
+    Ok(Stack::from_file(path, &text, environment)?)
+}
+
+impl Host {
+    /// Opens a host: checks the root, finds and resolves the stack file.
+    pub fn open(opts: HostOptions) -> Result<Host, Error> {
+        if !opts.root.is_absolute() {
+            return Err(Error::Usage(format!(
+                "--root {} is relative; give an absolute path (binary links into the store \
+                 must resolve from anywhere)",
+                opts.root.display()
+            )));
+        }
+        if !opts.root.is_dir() {
+            return Err(Error::Usage(format!(
+                "--root {} is not a directory",
+                opts.root.display()
+            )));
+        }
+        let layout = Layout::under(&opts.root);
+        let env = opts.environment.clone().or_else(|| {
+            std::env::var(ENVIRONMENT_VAR)
+                .ok()
+                .filter(|e| !e.is_empty())
+        });
+        let path = opts.config.clone().or_else(|| find_config(&layout));
+        let stack = match &path {
+            Some(p) => load_stack(p, env.as_deref())?,
+            None => {
+                log::info!(
+                    "no stack file under {}; using the built-in catalog",
+                    layout.config_dir().display()
+                );
+                let mut s = Stack::builtin();
+                s.environment = env;
+                s
+            }
+        };
+        Ok(Host {
+            opts,
+            layout,
+            stack,
+        })
+    }
+
+    /// A host with a stack already resolved (embedders that build their own).
+    pub fn with_stack(opts: HostOptions, stack: Stack) -> Host {
+        let layout = Layout::under(&opts.root);
+        Host {
+            opts,
+            layout,
+            stack,
+        }
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &HostOptions {
+        &self.opts
+    }
+
+    /// The resolved stack.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// Where things are.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Where the state is.
+    pub fn paths(&self) -> Paths {
+        Paths::under(&self.opts.root)
+    }
+
+    fn http() -> Http {
+        Http::new(HttpOptions::default(), Token::github_from_env())
+    }
+
+    /// The release sources (GitHub, GitLab, mirrors) with the API cache.
+    pub fn sources(&self) -> Sources {
+        let client = ApiClient::new(
+            Self::http(),
+            self.layout.cache_dir().join("api"),
+            Duration::from_secs(900),
+            self.opts.offline,
+        );
+        let github = self
+            .opts
+            .github_api
+            .clone()
+            .unwrap_or_else(|| GITHUB_API.to_owned());
+        Sources::new(client, &github, GITLAB_API, self.opts.mirror.clone())
+    }
+
+    /// The install store.
+    pub fn store(&self) -> Store {
+        Store::new(
+            self.layout.store_dir(),
+            self.layout.cache_dir(),
+            Self::http(),
+            Platform::current(),
+        )
+        .with_bin_dir(self.layout.bin_dir())
+    }
+
+    /// Whether services are run by systemd here.
+    pub fn uses_systemd(&self) -> bool {
+        match self.opts.service_manager {
+            ServiceManager::Systemd => true,
+            ServiceManager::Supervisor => false,
+            ServiceManager::Auto => {
+                self.opts.root == Path::new("/") && Path::new("/run/systemd/system").is_dir()
+            }
+        }
+    }
+
+    /// The built-in supervisor of this root.
+    pub fn supervisor(&self) -> Supervisor {
+        Supervisor::new(default_dir(&self.opts.root))
+    }
+
+    /// The service manager.
+    pub fn services(&self) -> Arc<dyn ServiceControl> {
+        if self.uses_systemd() {
+            Arc::new(Systemd::new(&self.opts.root))
+        } else {
+            Arc::new(self.supervisor())
+        }
+    }
+
+    /// Where unit files are.
+    pub fn unit_dir(&self) -> PathBuf {
+        self.opts
+            .unit_dir
+            .clone()
+            .unwrap_or_else(|| self.layout.unit_dir())
+    }
+
+    /// Finds installed binaries and their versions.
+    pub fn inspector(&self) -> LocalInspector {
+        LocalInspector::new(self.layout.clone(), self.unit_dir())
+    }
+
+    /// Saves and restores configuration and unit files.
+    pub fn backup(&self) -> FileBackup {
+        FileBackup::new(self.layout.clone(), self.unit_dir())
+    }
+
+    /// The configured notifiers, or one that only logs.
+    pub fn notifier(&self) -> Box<dyn Notifier> {
+        let n = upgrade_systemd::notify::Notifiers::new(
+            self.stack.notifications.clone(),
+            &upgrade_state::sys::host_name(),
+        );
+        if n.is_empty() {
+            Box::new(upgrade_core::ports::LogNotifier)
+        } else {
+            Box::new(n)
+        }
+    }
+
+    /// The metrics file.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.layout.host(&self.stack.metrics.textfile)
+    }
+
+    /// Where the time of the last clean check is kept.
+    pub fn last_check_file(&self) -> PathBuf {
+        self.layout.state_dir().join("last-check")
+    }
+
+    /// Takes the run lock (waiting as the options say).
+    pub fn lock(&self) -> Result<LockGuard, Error> {
+        let lock = self.paths().run_lock();
+        let me = HolderInfo::current();
+        let guard = match self.opts.wait_lock {
+            Some(wait) => lock.acquire_timeout(&me, wait)?,
+            None => lock.try_acquire(&me)?,
+        };
+        Ok(guard)
+    }
+
+    /// Checks a scope against the stack (unknown component or phase: an error).
+    pub fn check_scope(&self, scope: &Scope) -> Result<(), Error> {
+        Ok(upgrade_core::engine::check_scope(&self.stack, scope)?)
+    }
+
+    /// The names of the components a scope selects.
+    pub fn selected(&self, scope: &Scope) -> Result<Vec<String>, Error> {
+        self.check_scope(scope)?;
+        Ok(self
+            .stack
+            .components
+            .values()
+            .filter(|c| match scope {
+                Scope::All => true,
+                Scope::Phase { name } => &c.phase == name,
+                Scope::Component { name } => &c.name == name,
+            })
+            .map(|c| c.name.clone())
+            .collect())
+    }
+
+    /// Installed versions of every component, `--version` runs in parallel.
+    pub fn detect(&self) -> (BTreeMap<String, Version>, BTreeMap<String, String>) {
+        let inspector = self.inspector();
+        let comps: Vec<&Component> = self.stack.components.values().collect();
+        let results = parallel(&comps, self.opts.detect_concurrency, |c| {
+            inspector.installed(c)
+        });
+        let mut installed = BTreeMap::new();
+        let mut errors = BTreeMap::new();
+        for (c, r) in comps.iter().zip(results) {
+            match r {
+                Ok(Some(i)) => {
+                    installed.insert(c.name.clone(), i.version);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let why = format!("cannot detect the installed version: {e}");
+                    errors.insert(c.name.clone(), why);
+                }
+            }
+        }
+        (installed, errors)
+    }
+
+    /// Installed versions and releases of every component: detection and
+    /// listing overlap (each component's releases are asked for while the
+    /// others are still detected); only installed components are listed.
+    pub fn resolve(&self) -> Resolution {
+        let sources = self.sources();
+        let inspector = self.inspector();
+        let comps: Vec<&Component> = self.stack.components.values().collect();
+        let workers = self.opts.detect_concurrency.max(self.opts.list_concurrency);
+        // Bounds the listings in flight, whatever the detection width.
+        let slots = Semaphore::new(self.opts.list_concurrency);
+        let results = parallel(&comps, workers, |c| {
+            let installed = inspector.installed(c);
+            let releases = match &installed {
+                Ok(Some(_)) => Some(slots.run(|| sources.releases(c))),
+                _ => None,
+            };
+            (installed, releases)
+        });
+        let mut res = Resolution::default();
+        for (c, (installed, releases)) in comps.iter().zip(results) {
+            match installed {
+                Ok(Some(i)) => {
+                    res.installed.insert(c.name.clone(), i.version);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let why = format!("cannot detect the installed version: {e}");
+                    res.errors.insert(c.name.clone(), why);
+                }
+            }
+            match releases {
+                Some(Ok(list)) => {
+                    res.available.insert(c.name.clone(), list);
+                }
+                Some(Err(e)) => {
+                    let why = format!("cannot list releases: {e}");
+                    res.errors.insert(c.name.clone(), why);
+                }
+                None => {}
+            }
+        }
+        if let Some(left) = sources.client().rate_limit().remaining {
+            log::info!("API requests left this hour: {left}");
+        }
+        if res.errors.is_empty() {
+            self.record_clean_check();
+        }
+        res
+    }
+
+    /// Best effort: only a host with a writable state directory keeps it.
+    fn record_clean_check(&self) {
+        let now = jiff::Timestamp::now().to_string();
+        let dir = self.layout.state_dir();
+        if upgrade_state::fsutil::create_dir_all(&dir).is_ok() {
+            let _ =
+                upgrade_state::fsutil::atomic_write(&self.last_check_file(), now.as_bytes(), None);
+        }
+    }
+
+    /// The plan for the installed and available versions. Components whose
+    /// releases could not be listed are left out and reported with their error.
+    pub fn plan(&self, res: &Resolution) -> Plan {
+        let mut installed = res.installed.clone();
+        for name in res.errors.keys() {
+            installed.remove(name);
+        }
+        planner::plan(PlanInput {
+            stack: &self.stack,
+            installed: &installed,
+            available: &res.available,
+            now: jiff::Timestamp::now(),
+        })
+    }
+}
+
+fn find_config(layout: &Layout) -> Option<PathBuf> {
+    ["stack.yaml", "stack.yml", "stack.toml"]
+        .iter()
+        .map(|n| layout.config_dir().join(n))
+        .find(|p| p.exists())
+}
+
+/// A counting semaphore: at most `n` closures run at once.
+struct Semaphore {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Semaphore {
+    fn new(n: usize) -> Self {
+        Semaphore {
+            free: std::sync::Mutex::new(n.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut free = self.free.lock().expect("semaphore");
+        while *free == 0 {
+            free = self.freed.wait(free).expect("semaphore");
+        }
+        *free -= 1;
+        drop(free);
+        let r = f();
+        *self.free.lock().expect("semaphore") += 1;
+        self.freed.notify_one();
+        r
+    }
+}
+
+/// Runs `f` over `items` on up to `workers` threads; results in item order.
+pub(crate) fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    *slots[i].lock().expect("a worker panicked") = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("a worker panicked")
+                .expect("every item is done")
+        })
+        .collect()
+}

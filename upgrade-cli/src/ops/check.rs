@@ -1,0 +1,217 @@
+//! `check` and `plan`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use upgrade_core::engine::Scope;
+use upgrade_core::planner::{BlockReason, Plan, SkipReason};
+
+use crate::Error;
+use crate::host::{Host, Resolution};
+
+/// What to check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Send an "updates available" notification when there are updates.
+    pub notify: bool,
+}
+
+/// One component in `check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRow {
+    /// The component.
+    pub name: String,
+    /// The installed version.
+    pub installed: Option<String>,
+    /// The highest release upstream.
+    pub available: Option<String>,
+    /// Where the plan takes it.
+    pub target: Option<String>,
+    /// The largest change on the way.
+    pub change: Option<String>,
+    /// The highest risk on the way.
+    pub risk: Option<String>,
+    /// Whether a step needs approval.
+    pub needs_approval: bool,
+    /// `update`, `up_to_date`, `not_installed`, `blocked`, `skipped` or `error`.
+    pub status: &'static str,
+    /// Why it is not updated, or the stepping stones.
+    pub reason: Option<String>,
+    /// The planner's warnings about it.
+    pub notes: Vec<String>,
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The environment.
+    pub environment: Option<String>,
+    /// Whether any component has an update.
+    pub updates_available: bool,
+    /// Per component.
+    pub components: Vec<CheckRow>,
+    /// The planner's warnings.
+    pub warnings: Vec<String>,
+}
+
+/// A skip reason in words.
+pub fn skip_text(r: &SkipReason) -> String {
+    match r {
+        SkipReason::NotInstalled => "not installed".into(),
+        SkipReason::UpToDate { installed } => format!("up to date ({installed})"),
+        SkipReason::PolicyNone { available } => {
+            format!("policy `allow: none` ({available} available)")
+        }
+        SkipReason::Pinned { version } => format!("pinned at {version}"),
+    }
+}
+
+/// A block reason in words.
+pub fn block_text(r: &BlockReason) -> String {
+    match r {
+        BlockReason::Incompatible { wanted, rule } => format!("{wanted} is incompatible: {rule}"),
+        BlockReason::Denied { version } => format!("{version} is denied by policy"),
+        BlockReason::TooNew {
+            version,
+            eligible_at,
+        } => match eligible_at {
+            Some(at) => format!(
+                "{version} is younger than min_release_age (eligible at {})",
+                at.round(jiff::Unit::Minute).unwrap_or(*at)
+            ),
+            None => format!("{version} has no publish date to check min_release_age against"),
+        },
+        BlockReason::NoMatch { track } => format!("no release matches `{track}`"),
+        BlockReason::SteppingStoneMissing { via, crossing } => {
+            format!("crossing {crossing} needs a stepping stone in {via}, and none is published")
+        }
+    }
+}
+
+fn row(name: &str, res: &Resolution, plan: &Plan) -> CheckRow {
+    let steps: Vec<_> = plan.steps().filter(|s| s.component == name).collect();
+    let mut row = CheckRow {
+        name: name.to_owned(),
+        installed: res.installed.get(name).map(ToString::to_string),
+        available: res
+            .available
+            .get(name)
+            .and_then(|r| r.iter().map(|r| &r.version).max())
+            .map(ToString::to_string),
+        target: None,
+        change: None,
+        risk: None,
+        needs_approval: false,
+        status: "up_to_date",
+        reason: None,
+        notes: plan
+            .warnings
+            .iter()
+            .filter(|w| w.component == name)
+            .map(|w| w.message.clone())
+            .collect(),
+    };
+    if let Some(e) = res.errors.get(name) {
+        row.status = "error";
+        row.reason = Some(e.clone());
+    } else if let Some(last) = steps.last() {
+        row.status = "update";
+        row.target = Some(last.to.to_string());
+        row.change = steps.iter().map(|s| s.change).max().map(|c| c.to_string());
+        row.risk = steps.iter().map(|s| s.risk).max().map(|r| r.to_string());
+        row.needs_approval = steps.iter().any(|s| s.needs_approval);
+        if let [stones @ .., _] = steps.as_slice()
+            && !stones.is_empty()
+        {
+            let via: Vec<String> = stones.iter().map(|s| s.to.to_string()).collect();
+            row.reason = Some(format!("through {}", via.join(", ")));
+        }
+    } else if let Some(b) = plan.blocked.iter().find(|b| b.component == name) {
+        row.status = "blocked";
+        row.reason = Some(block_text(&b.reason));
+    } else if let Some(s) = plan.skipped.iter().find(|s| s.component == name) {
+        row.status = match s.reason {
+            SkipReason::NotInstalled => "not_installed",
+            SkipReason::UpToDate { .. } => "up_to_date",
+            _ => "skipped",
+        };
+        row.reason = Some(skip_text(&s.reason));
+    }
+    row
+}
+
+/// Installed and available versions of every component, and what the plan
+/// would do with each.
+pub fn check(host: &Host, opts: &CheckOptions) -> Result<CheckReport, Error> {
+    let res = host.resolve();
+    let plan = host.plan(&res);
+    let components: Vec<CheckRow> = host
+        .stack()
+        .components
+        .keys()
+        .map(|name| row(name, &res, &plan))
+        .collect();
+    let updates = components.iter().any(|r| r.status == "update");
+    if opts.notify && updates {
+        let lines: Vec<String> = components
+            .iter()
+            .filter(|r| r.status == "update")
+            .map(|r| {
+                let installed = r.installed.as_deref().unwrap_or_default();
+                let target = r.target.as_deref().unwrap_or_default();
+                format!("{} {installed} → {target}", r.name)
+            })
+            .collect();
+        let event = upgrade_core::ports::Event::UpdatesAvailable { updates: lines };
+        if let Err(e) = host.notifier().notify(&event) {
+            log::warn!("notification failed: {e}");
+        }
+    }
+    Ok(CheckReport {
+        environment: host.stack().environment.clone(),
+        updates_available: updates,
+        components,
+        warnings: plan.warnings.iter().map(|w| w.message.clone()).collect(),
+    })
+}
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Which components.
+    pub scope: Scope,
+}
+
+/// The plan for a selection.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// The environment.
+    pub environment: Option<String>,
+    /// The plan, narrowed to the selection.
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// Components that could not be detected or listed (left out of the plan).
+    pub errors: BTreeMap<String, String>,
+    /// The components the selection named.
+    #[serde(skip)]
+    pub selected: Vec<String>,
+}
+
+/// The plan: phases, steps, risk, approval, and why others are skipped or blocked.
+pub fn plan(host: &Host, opts: &PlanOptions) -> Result<PlanReport, Error> {
+    let selected = host.selected(&opts.scope)?;
+    let res = host.resolve();
+    let mut plan = host.plan(&res);
+    for p in &mut plan.phases {
+        p.steps.retain(|s| selected.contains(&s.component));
+    }
+    plan.phases.retain(|p| !p.steps.is_empty());
+    plan.skipped.retain(|s| selected.contains(&s.component));
+    plan.blocked.retain(|b| selected.contains(&b.component));
+    Ok(PlanReport {
+        environment: host.stack().environment.clone(),
+        plan,
+        errors: res.errors,
+        selected,
+    })
+}

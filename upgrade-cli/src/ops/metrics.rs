@@ -1,0 +1,84 @@
+//! `metrics`: the self-metrics for the node exporter's textfile collector.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use upgrade_core::planner::Release;
+use upgrade_state::metrics::{self, ComponentNow, Input};
+use upgrade_systemd::timers::UNITS;
+
+use super::run::after_run;
+use crate::Error;
+use crate::host::{Host, Resolution};
+
+fn input(host: &Host, res: &Resolution) -> Input {
+    let plan = host.plan(res);
+    let components = host
+        .stack()
+        .components
+        .keys()
+        .map(|name| {
+            let installed = res.installed.get(name);
+            let newer: Vec<&Release> = res
+                .available
+                .get(name)
+                .map(|rs| {
+                    rs.iter()
+                        .filter(|r| {
+                            installed.is_some_and(|i| r.version.cmp_precedence(i).is_gt())
+                                && !r.prerelease
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ComponentNow {
+                name: name.clone(),
+                installed: installed.map(ToString::to_string),
+                versions_behind: newer.len() as u64,
+                update_pending: plan.steps().any(|s| &s.component == name),
+                outdated_since: newer.iter().filter_map(|r| r.published_at).min(),
+            }
+        })
+        .collect();
+    let last_check = std::fs::read_to_string(host.last_check_file())
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    let unattended = host.unit_dir().join(UNITS[3]).exists();
+    Input {
+        components,
+        last_check,
+        unattended,
+    }
+}
+
+fn render(host: &Host, res: &Resolution) -> Result<String, Error> {
+    let history = upgrade_state::History::open(&host.paths().state_dir)?
+        .read_all()?
+        .records;
+    Ok(metrics::render(&input(host, res), &history))
+}
+
+/// The self-metrics text (Prometheus exposition format).
+pub fn metrics(host: &Host) -> Result<String, Error> {
+    render(host, &host.resolve())
+}
+
+/// Writes the self-metrics to `path` (default: the stack's `metrics.textfile`),
+/// atomically; returns the path written.
+pub fn write_metrics(host: &Host, path: Option<&Path>) -> Result<std::path::PathBuf, Error> {
+    let text = metrics(host)?;
+    let path = path.map_or_else(|| host.metrics_path(), Path::to_owned);
+    metrics::write(&path, &text)?;
+    Ok(path)
+}
+
+/// After a run: installed versions again (they changed), releases as listed
+/// before. A failure is logged, never fails the run.
+pub(super) fn write_after_run(host: &Host, available: &BTreeMap<String, Vec<Release>>) {
+    let path = host.metrics_path();
+    let res = after_run(host, available);
+    match render(host, &res).and_then(|t| Ok(metrics::write(&path, &t)?)) {
+        Ok(()) => log::info!("wrote {}", path.display()),
+        Err(e) => log::warn!("cannot write the metrics file {}: {e}", path.display()),
+    }
+}

@@ -1,0 +1,60 @@
+//! One function per use case, each taking options and returning a typed report.
+
+mod check;
+mod journal;
+mod metrics;
+mod read;
+mod rollback;
+mod run;
+
+pub use check::{
+    CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check, plan,
+    skip_text,
+};
+pub use metrics::{metrics, write_metrics};
+pub use read::{
+    HistoryOptions, HistoryReport, LockReport, StatusReport, VersionsRow, history, history_stats,
+    status, versions,
+};
+pub use rollback::{
+    PruneOptions, PruneOutcome, RollbackList, RollbackTarget, RunSummary, prune, rollback,
+    rollback_list,
+};
+pub use run::{
+    ApplyOptions, ApplyOutcome, StageOptions, StageReport, StagedRow, apply, proof_text, resume,
+    stage,
+};
+
+use upgrade_core::journal::{StepEvent, TxStep};
+use upgrade_core::planner::Step;
+use upgrade_core::version::Version;
+
+/// What an operation tells the person (or program) running it, and what it
+/// asks. Every method has a quiet default; the binary draws progress bars and
+/// prompts on a terminal.
+pub trait Ui: Sync {
+    /// A download begins.
+    fn staging(&self, _component: &str, _version: &Version) {}
+    /// Bytes of the current download so far, and the total when known.
+    fn bytes(&self, _done: u64, _total: Option<u64>) {}
+    /// The current download ended (verified or not).
+    fn staged(&self) {}
+    /// A journal point of the run was recorded.
+    fn journal(&self, _key: &str, _step: TxStep, _event: &StepEvent) {}
+    /// Whether someone can answer [`Ui::ask`] (a terminal, not `--json`).
+    fn can_ask(&self) -> bool {
+        false
+    }
+    /// Asks before a step (safe mode, or a step that needs approval).
+    fn ask(&self, _step: &Step) -> bool {
+        false
+    }
+    /// The run is over: clear any progress display.
+    fn done(&self) {}
+}
+
+/// Shows nothing and asks nobody: steps that need approval wait.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Ui for Quiet {}

@@ -1,0 +1,221 @@
+//! `rollback` (a component, to a version, the previous one, a whole run) and `prune`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use upgrade_core::engine::{self, RunReport};
+use upgrade_core::journal::{HistoryRecord, Outcome};
+use upgrade_core::version::Version;
+use upgrade_state::History;
+
+use super::Ui;
+use super::read::{VersionsRow, versions};
+use super::run::locked_run;
+use crate::Error;
+use crate::host::Host;
+
+/// What to roll back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// One component to a version in the store.
+    ComponentTo {
+        /// The component.
+        component: String,
+        /// The version.
+        version: Version,
+    },
+    /// One component to the newest version in the store older than its current one.
+    ComponentPrevious {
+        /// The component.
+        component: String,
+    },
+    /// Every component a past run upgraded, back to where it was before.
+    Run {
+        /// The run id.
+        run_id: String,
+    },
+    /// The last run that upgraded something.
+    LastRun,
+}
+
+/// A past run that upgraded something.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Its id.
+    pub run_id: String,
+    /// When its first upgrade finished (to the second).
+    pub finished_at: String,
+    /// `component from → to` lines.
+    pub upgraded: Vec<String>,
+}
+
+/// What one can go back to.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackList {
+    /// The store per component.
+    pub components: Vec<VersionsRow>,
+    /// Runs that upgraded something, newest first.
+    pub runs: Vec<RunSummary>,
+}
+
+fn history_records(host: &Host) -> Result<Vec<HistoryRecord>, Error> {
+    Ok(History::open(&host.paths().state_dir)?.read_all()?.records)
+}
+
+/// Runs that upgraded something, newest first.
+fn runs(records: &[HistoryRecord]) -> Vec<RunSummary> {
+    let mut out: Vec<RunSummary> = Vec::new();
+    for r in records {
+        let HistoryRecord::Component {
+            run_id,
+            component,
+            from,
+            to,
+            outcome: Outcome::Upgraded,
+            finished_at,
+            ..
+        } = r
+        else {
+            continue;
+        };
+        let show = |v: &Option<Version>| v.as_ref().map(ToString::to_string).unwrap_or_default();
+        let what = format!("{component} {} → {}", show(from), show(to));
+        match out.iter_mut().find(|s| &s.run_id == run_id) {
+            Some(s) => s.upgraded.push(what),
+            None => out.push(RunSummary {
+                run_id: run_id.clone(),
+                finished_at: finished_at
+                    .round(jiff::Unit::Second)
+                    .unwrap_or(*finished_at)
+                    .to_string(),
+                upgraded: vec![what],
+            }),
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// The versions and runs one can go back to.
+pub fn rollback_list(host: &Host) -> Result<RollbackList, Error> {
+    Ok(RollbackList {
+        components: versions(host)?,
+        runs: runs(&history_records(host)?),
+    })
+}
+
+/// The version `--previous` goes back to: the newest in the store below the current one.
+fn previous_version(host: &Host, component: &str) -> Result<Version, Error> {
+    host.check_scope(&engine::Scope::Component {
+        name: component.to_owned(),
+    })?;
+    let store = host.store();
+    let read = |e: upgrade_fetch::store::Error| {
+        Error::port(format!("cannot read the store for {component}"))(e.into())
+    };
+    let current = store.current(component).map_err(read)?.ok_or_else(|| {
+        Error::Engine(engine::Error::Rollback(format!(
+            "{component} is not managed by the store yet; nothing to roll back"
+        )))
+    })?;
+    store
+        .versions(component)
+        .map_err(read)?
+        .into_iter()
+        .filter(|v| *v < current)
+        .max()
+        .ok_or_else(|| {
+            Error::Engine(engine::Error::Rollback(format!(
+                "no version of {component} older than {current} is in the store"
+            )))
+        })
+}
+
+/// Goes back to an earlier version, as a run of its own.
+pub fn rollback(host: &Host, target: &RollbackTarget, ui: &dyn Ui) -> Result<RunReport, Error> {
+    let stack = host.stack();
+    match target {
+        RollbackTarget::ComponentTo { component, version } => locked_run(host, ui, |p, o, l| {
+            engine::rollback_component(stack, component, version, p, o, l)
+        }),
+        RollbackTarget::ComponentPrevious { component } => {
+            let version = previous_version(host, component)?;
+            locked_run(host, ui, |p, o, l| {
+                engine::rollback_component(stack, component, &version, p, o, l)
+            })
+        }
+        RollbackTarget::Run { run_id } => {
+            let history = history_records(host)?;
+            locked_run(host, ui, |p, o, l| {
+                engine::rollback_run(stack, run_id, &history, p, o, l)
+            })
+        }
+        RollbackTarget::LastRun => {
+            let history = history_records(host)?;
+            let run_id = runs(&history)
+                .first()
+                .map(|r| r.run_id.clone())
+                .ok_or_else(|| {
+                    Error::Engine(engine::Error::Rollback(
+                        "no run has upgraded anything yet".into(),
+                    ))
+                })?;
+            locked_run(host, ui, |p, o, l| {
+                engine::rollback_run(stack, &run_id, &history, p, o, l)
+            })
+        }
+    }
+}
+
+/// What to prune.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Versions kept per component, besides the current and last known-good.
+    pub keep: usize,
+    /// Backups kept this many days.
+    pub backup_days: u64,
+    /// Report only; remove nothing.
+    pub dry_run: bool,
+}
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneOutcome {
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// Removed (or, in a dry run, removable) versions by component.
+    pub removed: BTreeMap<String, Vec<Version>>,
+    /// Kept versions by component.
+    pub kept: BTreeMap<String, Vec<Version>>,
+    /// Backup directories removed.
+    pub backups_removed: Vec<PathBuf>,
+}
+
+/// Removes old versions and backups (never the current or last known-good).
+pub fn prune(host: &Host, opts: &PruneOptions) -> Result<PruneOutcome, Error> {
+    let lock = host.lock()?;
+    let store = host.store();
+    let report = engine::prune(host.stack(), &store, opts.keep, opts.dry_run, &lock)
+        .map_err(Error::port("cannot prune the store"))?;
+    let last_run = upgrade_state::StateStore::open(&host.paths().state_dir)?
+        .load()
+        .ok()
+        .flatten()
+        .map(|r| r.id);
+    let backups_removed = if opts.dry_run {
+        Vec::new()
+    } else {
+        upgrade_state::prune_backups(
+            &host.paths(),
+            std::time::Duration::from_secs(opts.backup_days.saturating_mul(86_400)),
+            last_run.as_deref(),
+        )?
+    };
+    Ok(PruneOutcome {
+        dry_run: opts.dry_run,
+        removed: report.removed,
+        kept: report.kept,
+        backups_removed,
+    })
+}

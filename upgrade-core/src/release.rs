@@ -1,0 +1,56 @@
+//! What upstream publishes: releases and their downloadable assets.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::version::Version;
+
+/// One upstream release of a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// Its version.
+    pub version: Version,
+    /// The tag it was published under (`v1.9.1`).
+    pub tag: String,
+    /// When it was published, when known.
+    pub published_at: Option<Timestamp>,
+    /// Upstream marked it a pre-release.
+    pub prerelease: bool,
+    /// Its downloadable files (empty when only versions are known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<Asset>,
+}
+
+/// A downloadable file of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    /// The file name (`node_exporter-1.9.1.linux-amd64.tar.gz`).
+    pub name: String,
+    /// Where to download it (`https://…`, `http://127.0.0.1…` or `file://…`).
+    pub url: String,
+    /// Its size, when the API says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The API's digest (`sha256:<hex>`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl Release {
+    /// A release with a tag `v<version>` and no assets.
+    pub fn new(version: Version, published_at: Option<Timestamp>) -> Self {
+        let prerelease = version.is_prerelease();
+        Release {
+            tag: format!("v{version}"),
+            version,
+            published_at,
+            prerelease,
+            assets: Vec::new(),
+        }
+    }
+
+    /// The asset with this exact name.
+    pub fn asset(&self, name: &str) -> Option<&Asset> {
+        self.assets.iter().find(|a| a.name == name)
+    }
+}
