@@ -20,7 +20,8 @@ pub struct LockReport {
 /// The current or last run and the lock.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
-    /// The run record.
+    /// The run record (without the component descriptions the journal keeps
+    /// for a resume; the state file has them).
     pub run: Option<RunRecord>,
     /// The lock.
     pub lock: LockReport,
@@ -36,7 +37,10 @@ impl StatusReport {
 /// The current or last run, each of its steps, and the lock holder.
 pub fn status(host: &Host) -> Result<StatusReport, Error> {
     let paths = host.paths();
-    let run = StateStore::open(&paths.state_dir)?.load()?;
+    let mut run = StateStore::open(&paths.state_dir)?.load()?;
+    for c in run.iter_mut().flat_map(|r| r.components.values_mut()) {
+        c.spec = None;
+    }
     let lock = match paths.run_lock().probe()? {
         LockState::Free => LockReport {
             held: false,

@@ -26,14 +26,25 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// The exit code of an operation's error (its variants wrap their causes
+/// transparently, so the chain below it does not show them).
+fn op_code(e: &upgrade_cli::Error) -> u8 {
+    use upgrade_core::engine::Error as Engine;
+    match e {
+        upgrade_cli::Error::Usage(_)
+        | upgrade_cli::Error::Config(_)
+        | upgrade_cli::Error::State(_) => USAGE,
+        upgrade_cli::Error::Lock(l) if !matches!(l, upgrade_state::lock::Error::Io(_)) => LOCKED,
+        upgrade_cli::Error::Engine(Engine::InProgress { .. } | Engine::Journal(_)) => INTERRUPTED,
+        upgrade_cli::Error::Engine(Engine::Damaged(_)) => USAGE,
+        _ => FAILED,
+    }
+}
+
 fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(op) = cause.downcast_ref::<upgrade_cli::Error>() {
-            match op {
-                upgrade_cli::Error::Usage(_) | upgrade_cli::Error::Config(_) => return USAGE,
-                upgrade_cli::Error::State(_) => return USAGE,
-                _ => {}
-            }
+            return op_code(op);
         }
         if let Some(Exit(c)) = cause.downcast_ref::<Exit>() {
             return *c;
