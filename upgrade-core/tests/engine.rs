@@ -11,7 +11,7 @@ use support::*;
 use upgrade_core::engine::{self, Error, Mode, Options, Scope};
 use upgrade_core::journal::{ComponentStatus, HistoryRecord, Outcome, RunStatus};
 
-fn ask<'a>(f: &'a mut dyn FnMut(&upgrade_core::planner::Step) -> bool) -> engine::Approver<'a> {
+fn ask(f: &mut dyn FnMut(&upgrade_core::planner::Step) -> bool) -> engine::Approver<'_> {
     engine::Approver::Ask(f)
 }
 
@@ -19,11 +19,14 @@ fn ask<'a>(f: &'a mut dyn FnMut(&upgrade_core::planner::Step) -> bool) -> engine
 fn stack_with_window(days: &str) -> upgrade_core::Stack {
     let mut text = String::from("components:\n");
     for n in NAMES {
-        text.push_str(&format!("  {n}: {{allow: major, auto_approve: high}}\n"));
+        text += &["  ", n, ": {allow: major, auto_approve: high}\n"].concat();
     }
-    text.push_str(&format!(
-        "maintenance:\n  windows:\n    - {{days: {days}, start: '02:00', end: '23:00'}}\n"
-    ));
+    text += &[
+        "maintenance:\n  windows:\n    - {days: ",
+        days,
+        ", start: '02:00', end: '23:00'}\n",
+    ]
+    .concat();
     upgrade_core::Stack::from_text(&text, upgrade_core::config::Format::Yaml, "w.yaml", None)
         .unwrap()
 }
