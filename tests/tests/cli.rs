@@ -244,3 +244,29 @@ fn config_errors_usage_and_the_lock() {
     }
     insta::assert_snapshot!("help", String::from_utf8_lossy(&sb.run(&["--help"]).stdout));
 }
+
+#[test]
+fn a_relative_root_is_refused_and_a_damaged_state_file_says_state_reset() {
+    let sb = Sb::new();
+    // A relative root would give dangling binary links: refused, exit 2.
+    let o = Command::new(bin("obs-upgrade"))
+        .current_dir(sb.dir.path())
+        .args(["--root", "root", "apply", "--yes"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("is relative; give an absolute path"), "{err}");
+    // A damaged state file: `state reset` (exit 2), never `resume` (exit 4).
+    let state = sb.root.join("var/lib/obs-upgrade/state.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(&state, "{ not json").unwrap();
+    for cmd in [&["apply", "--yes"][..], &["resume"][..]] {
+        let o = sb.run(cmd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("state reset"), "{cmd:?}: {err}");
+        assert!(!err.contains("obs-upgrade resume`"), "{cmd:?}: {err}");
+    }
+}

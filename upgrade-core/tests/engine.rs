@@ -810,3 +810,69 @@ fn a_rollback_restores_the_files_a_release_rewrote_with_a_virtual_clock() {
         "2026-11-17T12:00:00Z"
     );
 }
+
+#[test]
+fn resume_finishes_a_component_that_left_the_stack_from_the_journal() {
+    // Killed right after the switch of the first component; the stack file
+    // then loses that component before `resume`.
+    let (s, w, disk) = (stack(""), world(), Disk::default());
+    let plan = plan_for(&s, &w);
+    inject(&w, "mysqld_exporter", Fail::UnhealthyAfter);
+    let f = fakes(&w);
+    let mut j = FakeJournal::new(&disk, Some(14));
+    let _ = engine::apply(
+        &s,
+        &plan,
+        &releases(),
+        &mut f.ports(&mut j),
+        &opts(),
+        &Lock,
+        ask(&mut |_| true),
+    );
+    assert!(matches!(
+        status_of(&disk, "mysqld_exporter"),
+        Some(ComponentStatus::InProgress { .. })
+    ));
+    let text = "components:\n  node_exporter: {allow: major}\n  nginx_exporter: {allow: major}\n";
+    let smaller =
+        upgrade_core::Stack::from_text(text, upgrade_core::config::Format::Yaml, "s.yaml", None)
+            .unwrap();
+    let r = resume(&smaller, &w, &disk).unwrap();
+    let m = r
+        .steps
+        .iter()
+        .find(|s| s.component == "mysqld_exporter")
+        .unwrap();
+    assert_eq!(m.status, ComponentStatus::RolledBack, "{m:?}");
+    assert_eq!(w.lock().unwrap().running["mysqld_exporter"], v("1.0.0"));
+}
+
+#[test]
+fn safe_mode_asks_with_the_planned_risk() {
+    let (s, w, disk) = (stack(""), world(), Disk::default());
+    let plan = plan_for(&s, &w);
+    let planned: Vec<_> = plan.steps().map(|s| s.risk).collect();
+    let f = fakes(&w);
+    let mut j = FakeJournal::new(&disk, None);
+    let mut o = opts();
+    o.mode = Mode::Safe;
+    let mut asked = Vec::new();
+    engine::apply(
+        &s,
+        &plan,
+        &releases(),
+        &mut f.ports(&mut j),
+        &o,
+        &Lock,
+        ask(&mut |step| {
+            asked.push(step.risk);
+            true
+        }),
+    )
+    .unwrap();
+    assert_eq!(asked, planned);
+    assert!(
+        asked.iter().all(|r| *r != upgrade_core::risk::Risk::Low),
+        "{asked:?}"
+    );
+}
