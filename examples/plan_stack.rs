@@ -2,7 +2,8 @@
 //! and prints the plan phase by phase.
 //!
 //! ```text
-//! cargo run -p obs-upgrade-examples --example plan_stack -- examples/stack.yaml examples/scenario.yaml [environment]
+//! cargo run -p obs-upgrade-examples --example plan_stack -- \
+//!     examples/stack.yaml examples/scenario.yaml [environment]
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 

@@ -129,7 +129,11 @@ fn node_exporter_is_adopted_upgraded_and_rolled_back() {
             .unwrap()
             .records
     });
-    assert!(history.iter().any(|h| matches!(h, HistoryRecord::Component { outcome: Outcome::Upgraded, component, .. } if component == "node_exporter")));
+    let upgraded = |h: &HistoryRecord| {
+        matches!(h, HistoryRecord::Component { outcome: Outcome::Upgraded, component, .. }
+            if component == "node_exporter")
+    };
+    assert!(history.iter().any(upgraded));
 
     // A second run: nothing to do, no restart.
     let pid = sb.supervisor.running_pid("node_exporter.service");

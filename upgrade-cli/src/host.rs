@@ -349,16 +349,7 @@ impl Host {
         let mut installed = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for (c, r) in comps.iter().zip(results) {
-            match r {
-                Ok(Some(i)) => {
-                    installed.insert(c.name.clone(), i.version);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let why = format!("cannot detect the installed version: {e}");
-                    errors.insert(c.name.clone(), why);
-                }
-            }
+            note_installed(&c.name, r, &mut installed, &mut errors);
         }
         (installed, errors)
     }
@@ -383,16 +374,7 @@ impl Host {
         });
         let mut res = Resolution::default();
         for (c, (installed, releases)) in comps.iter().zip(results) {
-            match installed {
-                Ok(Some(i)) => {
-                    res.installed.insert(c.name.clone(), i.version);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let why = format!("cannot detect the installed version: {e}");
-                    res.errors.insert(c.name.clone(), why);
-                }
-            }
+            note_installed(&c.name, installed, &mut res.installed, &mut res.errors);
             match releases {
                 Some(Ok(list)) => {
                     res.available.insert(c.name.clone(), list);
@@ -436,6 +418,25 @@ impl Host {
             available: &res.available,
             now: jiff::Timestamp::now(),
         })
+    }
+}
+
+/// Files one detection result under its component: a version, nothing, or an error.
+fn note_installed(
+    name: &str,
+    r: Result<Option<upgrade_core::ports::Installed>, upgrade_core::ports::PortError>,
+    installed: &mut BTreeMap<String, Version>,
+    errors: &mut BTreeMap<String, String>,
+) {
+    match r {
+        Ok(Some(i)) => {
+            installed.insert(name.to_owned(), i.version);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let why = format!("cannot detect the installed version: {e}");
+            errors.insert(name.to_owned(), why);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use upgrade_core::engine::{self, Mode, Options, Ports};
 use upgrade_core::journal::{HistoryRecord, RunRecord};
-use upgrade_core::ports::{Journal, PortError};
+use upgrade_core::ports::{Journal, PortError, RunLock};
 use upgrade_state::{FileJournal, SystemClock};
 use upgrade_systemd::health::CatalogHealth;
 
@@ -81,6 +81,22 @@ pub(super) fn run_options(host: &Host, mode: Mode) -> Options {
 pub(super) fn ensure_state_readable(host: &Host) -> Result<(), Error> {
     upgrade_state::StateStore::open(&host.paths().state_dir)?.load()?;
     Ok(())
+}
+
+/// The checks before a run changes anything, against the state file only:
+/// it reads cleanly, and the engine's preconditions (scope, window, no
+/// unfinished run) hold.
+pub(super) fn before_run(host: &Host, opts: &Options, lock: &dyn RunLock) -> Result<(), Error> {
+    ensure_state_readable(host)?;
+    let mut journal = HostJournal::open(host)?;
+    let now = jiff::Timestamp::now();
+    Ok(engine::preconditions(
+        host.stack(),
+        &mut journal,
+        now,
+        opts,
+        lock,
+    )?)
 }
 
 /// Runs `f` with every real adapter of the host wired in.

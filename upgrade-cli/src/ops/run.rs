@@ -7,7 +7,7 @@ use upgrade_core::engine::{self, Approver, Mode, RunReport, Scope, step_key};
 use upgrade_core::planner::{Plan, Release};
 use upgrade_core::ports::{Proof, RunLock, Staged};
 
-use super::journal::{ensure_state_readable, run_options, with_ports};
+use super::journal::{before_run, ensure_state_readable, run_options, with_ports};
 use super::{Ui, metrics};
 use crate::Error;
 use crate::host::{Host, Resolution};
@@ -204,9 +204,8 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         return Ok(ApplyOutcome::OutsideWindow { next_window: next });
     }
     let lock = host.lock()?;
-    ensure_state_readable(host)?;
     // An unfinished run is resumed first: refuse before downloading anything.
-    with_ports(host, ui, |p| engine::preconditions(stack, p, &o, &lock))??;
+    before_run(host, &o, &lock)?;
     host.store()
         .cleanup_partials()
         .map_err(|e| Error::port("cannot clean up partial downloads")(e.into()))?;

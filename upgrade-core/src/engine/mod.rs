@@ -196,7 +196,7 @@ pub enum Approver<'a> {
 }
 
 impl Approver<'_> {
-    /// The answer for one step; `asked_for` says why the question comes up.
+    /// The answer for one step in a run of this mode.
     fn approves(&mut self, step: &Step, mode: Mode) -> bool {
         match self {
             Approver::Ask(confirm) => confirm(step),

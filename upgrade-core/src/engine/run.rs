@@ -62,6 +62,28 @@ pub(super) struct Run<'p, 'a> {
     pub staged: BTreeMap<String, Staged>,
 }
 
+impl<'p, 'a> Run<'p, 'a> {
+    /// A run over a record; releases staged ahead come from the options.
+    pub fn new(
+        stack: &'p Stack,
+        releases: &'p BTreeMap<String, Vec<Release>>,
+        ports: &'p mut Ports<'a>,
+        opts: &'p Options,
+        record: RunRecord,
+        planned: BTreeMap<String, Step>,
+    ) -> Self {
+        Run {
+            stack,
+            releases,
+            ports,
+            opts,
+            record,
+            planned,
+            staged: opts.staged.clone(),
+        }
+    }
+}
+
 impl Run<'_, '_> {
     pub fn now(&self) -> Timestamp {
         self.ports.clock.now()

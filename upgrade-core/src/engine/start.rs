@@ -78,7 +78,8 @@ pub fn ensure_window(stack: &Stack, opts: &Options, now: Timestamp) -> Result<()
 /// or touches anything: scope, maintenance window, no unfinished run.
 pub fn preconditions(
     stack: &Stack,
-    ports: &mut Ports<'_>,
+    journal: &mut dyn Journal,
+    now: Timestamp,
     opts: &Options,
     _lock: &dyn RunLock,
 ) -> Result<(), Error> {
@@ -86,8 +87,8 @@ pub fn preconditions(
     if opts.mode == Mode::DryRun {
         return Ok(());
     }
-    ensure_window(stack, opts, ports.clock.now())?;
-    ensure_no_unfinished_run(ports.journal)
+    ensure_window(stack, opts, now)?;
+    ensure_no_unfinished_run(journal)
 }
 
 /// Whether an unattended run may apply this step without asking: the
@@ -195,7 +196,7 @@ pub fn apply(
     if opts.mode == Mode::DryRun {
         return dry_run(stack, plan, ports, opts);
     }
-    preconditions(stack, ports, opts, lock)?;
+    preconditions(stack, ports.journal, ports.clock.now(), opts, lock)?;
     let t = ports.clock.now();
     let mut record = new_record(stack, plan, opts, &mut approver, t);
     let steps_desc: Vec<String> = plan
@@ -221,15 +222,7 @@ pub fn apply(
         .steps()
         .map(|s| (step_key(&s.component, &s.to), s.clone()))
         .collect();
-    let mut run = Run {
-        stack,
-        releases,
-        ports,
-        opts,
-        record,
-        planned,
-        staged: opts.staged.clone(),
-    };
+    let mut run = Run::new(stack, releases, ports, opts, record, planned);
     run.save()?;
     run.notify(&Event::RunStarted {
         run_id: opts.run_id.clone(),
@@ -394,15 +387,7 @@ pub fn resume(
         return Err(Error::NothingToResume);
     }
     check_consistent(&record)?;
-    let mut run = Run {
-        stack,
-        releases,
-        ports,
-        opts,
-        record,
-        planned: BTreeMap::new(),
-        staged: opts.staged.clone(),
-    };
+    let mut run = Run::new(stack, releases, ports, opts, record, BTreeMap::new());
     let keys: Vec<String> = run
         .record
         .phases

@@ -17,7 +17,15 @@ pub struct Cli {
     pub command: Command,
 }
 
-pub const EXIT_CODES: &str = "Exit codes:\n  0    done, or nothing to do\n  1    failed (and rolled back where it had switched)\n  2    usage or configuration error\n  3    another run holds the lock\n  4    interrupted: run `obs-upgrade resume`\n  100  updates available (`check --exit-code`)";
+pub const EXIT_CODES: &str = concat!(
+    "Exit codes:\n",
+    "  0    done, or nothing to do\n",
+    "  1    failed (and rolled back where it had switched)\n",
+    "  2    usage or configuration error\n",
+    "  3    another run holds the lock\n",
+    "  4    interrupted: run `obs-upgrade resume`\n",
+    "  100  updates available (`check --exit-code`)",
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -36,7 +44,8 @@ pub enum ServiceManager {
 
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The stack file (default: `<root>/etc/obs-upgrade/stack.yaml` or `.toml`; none: the built-in catalog)
+    /// The stack file (default: `<root>/etc/obs-upgrade/stack.yaml` or `.toml`;
+    /// none: the built-in catalog)
     #[arg(long, global = true, env = "OBS_UPGRADE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Operate on this root instead of / (every path is under it)
@@ -61,7 +70,13 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// How services are run
-    #[arg(long, global = true, value_enum, default_value_t = ServiceManager::Auto, env = "OBS_UPGRADE_SERVICE_MANAGER")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ServiceManager::Auto,
+        env = "OBS_UPGRADE_SERVICE_MANAGER"
+    )]
     pub service_manager: ServiceManager,
     /// Wait up to this many seconds for another run's lock instead of failing
     #[arg(long, global = true, value_name = "SECONDS")]
@@ -103,7 +118,12 @@ pub enum ModeArg {
 pub enum Command {
     /// Installed and available versions of every component
     #[command(
-        after_help = "Examples:\n  obs-upgrade check\n  obs-upgrade check --exit-code   # 100 when updates are available\n  obs-upgrade check --json"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade check\n",
+            "  obs-upgrade check --exit-code   # 100 when updates are available\n",
+            "  obs-upgrade check --json",
+        )
     )]
     Check {
         /// Exit 100 when updates are available
@@ -115,7 +135,12 @@ pub enum Command {
     },
     /// The plan: phases, steps, risk, approval, and why others are skipped or blocked
     #[command(
-        after_help = "Examples:\n  obs-upgrade plan\n  obs-upgrade plan --component prometheus\n  obs-upgrade --environment staging plan"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade plan\n",
+            "  obs-upgrade plan --component prometheus\n",
+            "  obs-upgrade --environment staging plan",
+        )
     )]
     Plan(Selection),
     /// Download and verify planned releases now; switch nothing
@@ -123,7 +148,13 @@ pub enum Command {
     Stage(Selection),
     /// Carry out the plan
     #[command(
-        after_help = "Examples:\n  obs-upgrade apply --dry-run\n  obs-upgrade apply --component node_exporter\n  obs-upgrade apply --yes              # approve steps beyond the policy's `allow`\n  obs-upgrade apply --unattended       # never prompt; only steps policy allows"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade apply --dry-run\n",
+            "  obs-upgrade apply --component node_exporter\n",
+            "  obs-upgrade apply --yes              # approve steps beyond the policy's `allow`\n",
+            "  obs-upgrade apply --unattended       # never prompt; only steps policy allows",
+        )
     )]
     Apply {
         #[command(flatten)]
@@ -152,7 +183,14 @@ pub enum Command {
     Status,
     /// Go back to an earlier version
     #[command(
-        after_help = "Examples:\n  obs-upgrade rollback --list\n  obs-upgrade rollback --component node_exporter --previous\n  obs-upgrade rollback --component prometheus --to 2.55.1\n  obs-upgrade rollback --run 20261121T030000Z-1a2b\n  obs-upgrade rollback --previous          # undo the last run"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade rollback --list\n",
+            "  obs-upgrade rollback --component node_exporter --previous\n",
+            "  obs-upgrade rollback --component prometheus --to 2.55.1\n",
+            "  obs-upgrade rollback --run 20261121T030000Z-1a2b\n",
+            "  obs-upgrade rollback --previous          # undo the last run",
+        )
     )]
     Rollback {
         /// The component to move
@@ -173,7 +211,12 @@ pub enum Command {
     },
     /// Past runs and component outcomes
     #[command(
-        after_help = "Examples:\n  obs-upgrade history --limit 20\n  obs-upgrade history --component prometheus\n  obs-upgrade history --stats"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade history --limit 20\n",
+            "  obs-upgrade history --component prometheus\n",
+            "  obs-upgrade history --stats",
+        )
     )]
     History {
         #[arg(long)]
@@ -190,7 +233,11 @@ pub enum Command {
     Versions,
     /// Remove old versions and backups (never the current or last known-good)
     #[command(
-        after_help = "Examples:\n  obs-upgrade prune --dry-run\n  obs-upgrade prune --keep 2 --backup-days 14"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade prune --dry-run\n",
+            "  obs-upgrade prune --keep 2 --backup-days 14",
+        )
     )]
     Prune {
         /// Versions kept per component, besides current and last known-good
@@ -213,7 +260,11 @@ pub enum Command {
     Supervisor(SupervisorCmd),
     /// Self-metrics for the textfile collector of the node exporter
     #[command(
-        after_help = "Examples:\n  obs-upgrade metrics            # print them\n  obs-upgrade metrics --write    # write the file named by `metrics.textfile`"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade metrics            # print them\n",
+            "  obs-upgrade metrics --write    # write the file named by `metrics.textfile`",
+        )
     )]
     Metrics {
         /// Write the file (atomically) instead of printing
@@ -262,7 +313,10 @@ pub enum SupervisorCmd {
 pub enum TimerCmd {
     /// Write and enable obs-upgrade-check.{service,timer} and obs-upgrade-apply.{service,timer}
     #[command(
-        after_help = "The apply timer fires when a maintenance window opens (`maintenance.windows`);\nthe check timer runs daily, stages downloads and writes the metrics file."
+        after_help = concat!(
+            "The apply timer fires when a maintenance window opens (`maintenance.windows`);\n",
+            "the check timer runs daily, stages downloads and writes the metrics file.",
+        )
     )]
     Install {
         /// The obs-upgrade binary the units run [default: this one]
