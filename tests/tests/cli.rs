@@ -270,3 +270,18 @@ fn a_relative_root_is_refused_and_a_damaged_state_file_says_state_reset() {
         assert!(!err.contains("obs-upgrade resume`"), "{cmd:?}: {err}");
     }
 }
+
+#[test]
+fn each_cause_is_printed_once() {
+    let sb = Sb::new();
+    // `var` is a file, so the state directory cannot be created: the
+    // I/O cause must appear once, not once per layer of the error chain.
+    std::fs::remove_dir_all(sb.root.join("var")).ok();
+    std::fs::write(sb.root.join("var"), "").unwrap();
+    for cmd in [&["apply", "--yes"][..], &["stage"][..], &["status"][..]] {
+        let o = sb.run(cmd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(0), "{cmd:?}: {err}");
+        assert_eq!(err.matches("Not a directory").count(), 1, "{cmd:?}: {err}");
+    }
+}

@@ -20,13 +20,12 @@ pub enum Error {
     #[error(transparent)]
     Http(#[from] http::Error),
     /// Writing or reading the partial file failed.
-    #[error("cannot write {}: {source}; the partial download was kept and will be resumed", path.display())]
+    #[error("cannot write {}: {cause}; the partial download was kept and will be resumed", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The body ended before the announced length.
     #[error(
@@ -62,9 +61,9 @@ pub struct Downloaded {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 

@@ -56,22 +56,20 @@ pub enum Error {
         limit: u64,
     },
     /// The archive is damaged or truncated.
-    #[error("cannot read archive {}: {source}; it is damaged or truncated", archive.display())]
+    #[error("cannot read archive {}: {cause}; it is damaged or truncated", archive.display())]
     Damaged {
         /// The archive.
         archive: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// Writing into the staging directory failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -156,9 +154,9 @@ impl Ctx<'_> {
     }
 
     fn io(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-        move |source| Error::Io {
+        move |cause| Error::Io {
             path: path.to_owned(),
-            source,
+            cause,
         }
     }
 
@@ -187,9 +185,9 @@ impl Ctx<'_> {
             .map_err(Self::io(&path))?;
         let room = self.limits.max_bytes.saturating_sub(self.written);
         let mut limited = reader.take(room + 1);
-        let n = io::copy(&mut limited, &mut f).map_err(|source| Error::Damaged {
+        let n = io::copy(&mut limited, &mut f).map_err(|cause| Error::Damaged {
             archive: self.archive.to_owned(),
-            source,
+            cause,
         })?;
         if n > room {
             return Err(Error::TooBig {
@@ -249,9 +247,9 @@ pub fn extract(
         written: 0,
         entries: 0,
     };
-    let damaged = |source: io::Error| Error::Damaged {
+    let damaged = |cause: io::Error| Error::Damaged {
         archive: archive.to_owned(),
-        source,
+        cause,
     };
     let file = File::open(archive).map_err(damaged)?;
     match kind {

@@ -139,23 +139,22 @@ pub enum Error {
     #[error("{0}; the partial release was removed")]
     Extract(#[from] extract::Error),
     /// File system trouble.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {cause}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         action,
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 
@@ -363,7 +362,7 @@ impl Store {
         let st = rustix::fs::statvfs(at).map_err(|e| Error::Io {
             action: "cannot read free space of",
             path: at.to_owned(),
-            source: e.into(),
+            cause: e.into(),
         })?;
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }

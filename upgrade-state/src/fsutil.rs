@@ -12,25 +12,24 @@ pub const FILE_MODE: u32 = 0o600;
 
 /// An I/O error with the path it is about.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {}: {source}", path.display())]
+#[error("{action} {}: {cause}", path.display())]
 pub struct IoError {
     /// What was being done (`cannot write`).
     pub action: &'static str,
     /// The path.
     pub path: PathBuf,
     /// The cause.
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> IoError + 'a {
-    move |source| IoError {
+    move |cause| IoError {
         action,
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 

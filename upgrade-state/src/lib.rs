@@ -136,10 +136,10 @@ pub fn prune_backups(
             .and_then(|m| now.duration_since(m).ok())
             .is_some_and(|age| age > max_age);
         if old {
-            std::fs::remove_dir_all(e.path()).map_err(|source| fsutil::IoError {
+            std::fs::remove_dir_all(e.path()).map_err(|cause| fsutil::IoError {
                 action: "cannot remove",
                 path: e.path(),
-                source,
+                cause,
             })?;
             removed.push(e.path());
         }

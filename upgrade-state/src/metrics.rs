@@ -229,10 +229,10 @@ pub fn render(now: &Input, history: &[HistoryRecord]) -> String {
 /// Writes the file atomically (temp file in the same directory, rename), mode 0644.
 pub fn write(path: &Path, text: &str) -> Result<(), IoError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| IoError {
+        std::fs::create_dir_all(dir).map_err(|cause| IoError {
             action: "cannot create directory",
             path: dir.to_owned(),
-            source,
+            cause,
         })?;
     }
     fsutil::atomic_write_mode(path, text.as_bytes(), None, 0o644)

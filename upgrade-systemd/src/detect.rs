@@ -10,13 +10,12 @@ use upgrade_core::version::{Version, detect_version};
 #[non_exhaustive]
 pub enum Error {
     /// The binary could not be run.
-    #[error("cannot run {} --version: {source}", binary.display())]
+    #[error("cannot run {} --version: {cause}", binary.display())]
     Run {
         /// The binary.
         binary: std::path::PathBuf,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// It ran but printed no version.
     #[error("{} --version printed no version we can read: {output:?}", binary.display())]
@@ -45,15 +44,15 @@ pub fn installed_version(binary: &Path, marker: &str) -> Result<Version, Error> 
         .stdin_null()
         .unchecked()
         .start()
-        .map_err(|source| Error::Run {
+        .map_err(|cause| Error::Run {
             binary: binary.to_owned(),
-            source,
+            cause,
         })?;
     // A blocking wait with a deadline: no polling, so a fast binary costs
     // only its own run time.
-    let waited = handle.wait_timeout(timeout).map_err(|source| Error::Run {
+    let waited = handle.wait_timeout(timeout).map_err(|cause| Error::Run {
         binary: binary.to_owned(),
-        source,
+        cause,
     })?;
     let Some(out) = waited else {
         let _ = handle.kill();

@@ -62,26 +62,24 @@ pub enum Error {
         log: PathBuf,
     },
     /// A file of the supervisor could not be used.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {cause}", path.display())]
     File {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// A signal could not be sent.
-    #[error("cannot signal {name} (pid {pid}): {source}")]
+    #[error("cannot signal {name} (pid {pid}): {cause}")]
     Signal {
         /// The service.
         name: String,
         /// The pid.
         pid: u32,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -119,20 +117,20 @@ impl Supervisor {
 
     /// Defines (or redefines) a service.
     pub fn define(&self, name: &str, spec: &ProcessSpec) -> Result<(), Error> {
-        fs::create_dir_all(&self.dir).map_err(|source| Error::File {
+        fs::create_dir_all(&self.dir).map_err(|cause| Error::File {
             action: "cannot create",
             path: self.dir.clone(),
-            source,
+            cause,
         })?;
         let path = self.file(name, "json");
         fs::write(
             &path,
             serde_json::to_vec_pretty(spec).expect("spec encodes"),
         )
-        .map_err(|source| Error::File {
+        .map_err(|cause| Error::File {
             action: "cannot write",
             path,
-            source,
+            cause,
         })
     }
 
@@ -146,7 +144,7 @@ impl Supervisor {
         serde_json::from_slice(&bytes).map_err(|e| Error::File {
             action: "cannot parse",
             path,
-            source: io::Error::other(e),
+            cause: io::Error::other(e),
         })
     }
 
@@ -218,10 +216,10 @@ impl Supervisor {
             })
             .expect("pid encodes"),
         )
-        .map_err(|source| Error::File {
+        .map_err(|cause| Error::File {
             action: "cannot write",
             path,
-            source,
+            cause,
         })?;
         Ok(pid)
     }
@@ -231,7 +229,7 @@ impl Supervisor {
             Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)).ok_or_else(|| Error::Signal {
                 name: name.into(),
                 pid,
-                source: io::Error::other("invalid pid"),
+                cause: io::Error::other("invalid pid"),
             })?;
         match kill_process(p, sig) {
             Ok(()) => Ok(()),
@@ -239,7 +237,7 @@ impl Supervisor {
             Err(e) => Err(Error::Signal {
                 name: name.into(),
                 pid,
-                source: e.into(),
+                cause: e.into(),
             }),
         }
     }

@@ -22,24 +22,22 @@ pub enum Error {
         message: String,
     },
     /// systemctl could not be run at all.
-    #[error("cannot run systemctl ({}): {source}; is systemd installed?", command.join(" "))]
+    #[error("cannot run systemctl ({}): {cause}; is systemd installed?", command.join(" "))]
     Spawn {
         /// The command line.
         command: Vec<String>,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// A unit file could not be written, backed up or restored.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {cause}", path.display())]
     File {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -113,9 +111,9 @@ impl Systemd {
             .stderr_capture()
             .unchecked()
             .run()
-            .map_err(|source| Error::Spawn {
+            .map_err(|cause| Error::Spawn {
                 command: command.clone(),
-                source,
+                cause,
             })?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -166,22 +164,22 @@ impl Systemd {
 
     /// Writes a unit file atomically (temp + rename) and reloads systemd.
     pub fn install_unit(&self, name: &str, contents: &str) -> Result<PathBuf, Error> {
-        fs::create_dir_all(&self.unit_dir).map_err(|source| Error::File {
+        fs::create_dir_all(&self.unit_dir).map_err(|cause| Error::File {
             action: "cannot create",
             path: self.unit_dir.clone(),
-            source,
+            cause,
         })?;
         let path = self.unit_dir.join(name);
         let tmp = self.unit_dir.join(format!(".{name}.tmp"));
-        fs::write(&tmp, contents).map_err(|source| Error::File {
+        fs::write(&tmp, contents).map_err(|cause| Error::File {
             action: "cannot write",
             path: tmp.clone(),
-            source,
+            cause,
         })?;
-        fs::rename(&tmp, &path).map_err(|source| Error::File {
+        fs::rename(&tmp, &path).map_err(|cause| Error::File {
             action: "cannot install",
             path: path.clone(),
-            source,
+            cause,
         })?;
         self.daemon_reload()?;
         Ok(path)
@@ -194,25 +192,25 @@ impl Systemd {
         if !src.exists() {
             return Ok(false);
         }
-        fs::create_dir_all(backup_dir).map_err(|source| Error::File {
+        fs::create_dir_all(backup_dir).map_err(|cause| Error::File {
             action: "cannot create",
             path: backup_dir.to_owned(),
-            source,
+            cause,
         })?;
         copy(&src, &backup_dir.join(name))?;
         let dropins = self.unit_dir.join(format!("{name}.d"));
         if dropins.is_dir() {
             let to = backup_dir.join(format!("{name}.d"));
-            fs::create_dir_all(&to).map_err(|source| Error::File {
+            fs::create_dir_all(&to).map_err(|cause| Error::File {
                 action: "cannot create",
                 path: to.clone(),
-                source,
+                cause,
             })?;
             for e in fs::read_dir(&dropins)
-                .map_err(|source| Error::File {
+                .map_err(|cause| Error::File {
                     action: "cannot list",
                     path: dropins.clone(),
-                    source,
+                    cause,
                 })?
                 .flatten()
             {
@@ -227,25 +225,25 @@ impl Systemd {
         let saved = backup_dir.join(name);
         let tmp = self.unit_dir.join(format!(".{name}.restore"));
         copy(&saved, &tmp)?;
-        fs::rename(&tmp, self.unit_dir.join(name)).map_err(|source| Error::File {
+        fs::rename(&tmp, self.unit_dir.join(name)).map_err(|cause| Error::File {
             action: "cannot restore",
             path: self.unit_dir.join(name),
-            source,
+            cause,
         })?;
         let saved_d = backup_dir.join(format!("{name}.d"));
         let live_d = self.unit_dir.join(format!("{name}.d"));
         if saved_d.is_dir() {
             let _ = fs::remove_dir_all(&live_d);
-            fs::create_dir_all(&live_d).map_err(|source| Error::File {
+            fs::create_dir_all(&live_d).map_err(|cause| Error::File {
                 action: "cannot create",
                 path: live_d.clone(),
-                source,
+                cause,
             })?;
             for e in fs::read_dir(&saved_d)
-                .map_err(|source| Error::File {
+                .map_err(|cause| Error::File {
                     action: "cannot list",
                     path: saved_d.clone(),
-                    source,
+                    cause,
                 })?
                 .flatten()
             {
@@ -257,10 +255,10 @@ impl Systemd {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), Error> {
-    fs::copy(from, to).map(drop).map_err(|source| Error::File {
+    fs::copy(from, to).map(drop).map_err(|cause| Error::File {
         action: "cannot copy",
         path: from.to_owned(),
-        source,
+        cause,
     })
 }
 
