@@ -269,6 +269,21 @@ fn a_relative_root_is_refused_and_a_damaged_state_file_says_state_reset() {
         assert!(err.contains("state reset"), "{cmd:?}: {err}");
         assert!(!err.contains("obs-upgrade resume`"), "{cmd:?}: {err}");
     }
+    // `state reset` sets the damaged file aside once; a second reset finds a
+    // clean journal and changes nothing (no older copy forced back).
+    let o = sb.run(&["state", "reset"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("set the state file aside"), "{}", text(&o));
+    let before = std::fs::read(&state).ok();
+    let o = sb.run(&["--json", "state", "reset"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("\"healthy\": true"), "{}", text(&o));
+    assert_eq!(std::fs::read(&state).ok(), before);
+    // An unknown supervisor service is a usage error naming the known ones.
+    let o = sb.run(&["supervisor", "start", "nope.service"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no service `nope.service`"), "{err}");
 }
 
 #[test]

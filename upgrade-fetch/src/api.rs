@@ -110,11 +110,10 @@ impl ApiClient {
 
     fn store(&self, e: &Entry) {
         let path = self.entry_path(&e.url);
-        let write = || -> std::io::Result<()> {
-            fs::create_dir_all(&self.cache_dir)?;
-            let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-            fs::write(&tmp, serde_json::to_vec(e).map_err(std::io::Error::other)?)?;
-            fs::rename(&tmp, &path)
+        let write = || -> Result<(), Box<dyn std::error::Error>> {
+            upgrade_state::fsutil::create_dir_all(&self.cache_dir)?;
+            let bytes = serde_json::to_vec(e)?;
+            Ok(upgrade_state::fsutil::atomic_write(&path, &bytes, None)?)
         };
         if let Err(err) = write() {
             log::warn!("cannot write the API cache {}: {err}", path.display());

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use upgrade_state::fsutil;
 use upgrade_core::catalog::Platform;
 use upgrade_core::config::Component;
 use upgrade_core::planner::Release;
@@ -150,6 +151,16 @@ pub enum Error {
     },
 }
 
+impl From<fsutil::IoError> for Error {
+    fn from(e: fsutil::IoError) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path,
+            cause: e.cause,
+        }
+    }
+}
+
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
     move |cause| Error::Io {
         action,
@@ -172,15 +183,13 @@ struct Marker {
 impl Marker {
     /// Writes the marker into a release directory and fsyncs it.
     fn write(&self, dir: &Path) -> Result<(), Error> {
-        let path = dir.join(MARKER);
-        fs::write(
-            &path,
-            serde_json::to_vec_pretty(self).expect("marker encodes"),
-        )
-        .map_err(io_err("cannot write", &path))?;
-        File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("cannot sync", &path))
+        let bytes = serde_json::to_vec_pretty(self).expect("marker encodes");
+        Ok(fsutil::atomic_write_mode(
+            &dir.join(MARKER),
+            &bytes,
+            None,
+            0o644,
+        )?)
     }
 }
 
@@ -246,22 +255,10 @@ impl Store {
 
     /// Replaces `path` by a symlink to `target` with one rename.
     fn replace_with_link(path: &Path, target: &Path) -> Result<(), Error> {
-        if fs::read_link(path).is_ok_and(|t| t == target) {
-            return Ok(());
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.obs-upgrade.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(target, &tmp).map_err(io_err("cannot create link", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("cannot replace", path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("cannot sync", dir))
+        Ok(fsutil::atomic_symlink(target, path)?)
     }
 
     /// Adopts an unmanaged install: the binary (and the component's other
@@ -695,16 +692,11 @@ impl Store {
                 version: version.clone(),
             });
         }
-        let dir = self.dir.join(component);
-        let tmp = dir.join(format!(".{link}.new.{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(version.to_string(), &tmp)
-            .map_err(io_err("cannot create link", &tmp))?;
-        let path = dir.join(link);
-        fs::rename(&tmp, &path).map_err(io_err("cannot switch", &path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("cannot sync", &dir))
+        let path = self.dir.join(component).join(link);
+        Ok(fsutil::atomic_symlink(
+            Path::new(&version.to_string()),
+            &path,
+        )?)
     }
 
     /// The active version.

@@ -2,7 +2,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of every directory this crate creates.
@@ -22,7 +22,9 @@ pub struct IoError {
     pub cause: io::Error,
 }
 
-pub(crate) fn io_err<'a>(
+/// Maps an [`io::Error`] to an [`IoError`] about `path`:
+/// `.map_err(io_err("cannot read", path))`.
+pub fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> IoError + 'a {
@@ -67,14 +69,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8], keep_prev: Option<&Path>) -> Resu
     atomic_write_mode(path, bytes, keep_prev, FILE_MODE)
 }
 
-/// [`atomic_write`] with another mode for the new file (0644 for files other
-/// programs read, like the metrics for `node_exporter`'s textfile collector).
-pub fn atomic_write_mode(
-    path: &Path,
-    bytes: &[u8],
-    keep_prev: Option<&Path>,
-    mode: u32,
-) -> Result<(), IoError> {
+/// A temp path beside `path`, unique to this process: `.<name>.<tag>.<pid>`.
+fn temp_beside(path: &Path, tag: &str) -> (PathBuf, PathBuf) {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -83,20 +79,72 @@ pub fn atomic_write_mode(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{tag}.{}", std::process::id()));
+    (dir.to_owned(), tmp)
+}
+
+/// Replaces `path` by a symlink to `target` atomically: a temp link in the
+/// same directory, rename, fsync the directory. Nothing is done when `path`
+/// already links to `target`.
+pub fn atomic_symlink(target: &Path, path: &Path) -> Result<(), IoError> {
+    if fs::read_link(path).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let (dir, tmp) = temp_beside(path, "link");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(io_err("cannot create link", &tmp))?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("cannot replace", path)(e));
+    }
+    sync_dir(&dir)
+}
+
+/// Replaces `to` by a copy of `from` atomically (temp file in `to`'s
+/// directory, fsync, rename, fsync the directory). The copy keeps `from`'s
+/// permission bits; a reader of `to` sees the old or the new file, whole.
+pub fn atomic_copy(from: &Path, to: &Path) -> Result<(), IoError> {
+    let (dir, tmp) = temp_beside(to, "copy");
     let result = (|| {
+        let _ = fs::remove_file(&tmp);
+        fs::copy(from, &tmp).map_err(io_err("cannot copy", from))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("cannot sync", &tmp))?;
+        fs::rename(&tmp, to).map_err(io_err("cannot replace", to))?;
+        sync_dir(&dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// [`atomic_write`] with another mode for the new file (0644 for files other
+/// programs read, like the metrics for `node_exporter`'s textfile collector).
+pub fn atomic_write_mode(
+    path: &Path,
+    bytes: &[u8],
+    keep_prev: Option<&Path>,
+    mode: u32,
+) -> Result<(), IoError> {
+    let (dir, tmp) = temp_beside(path, "tmp");
+    let result = (|| {
+        let _ = fs::remove_file(&tmp);
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&tmp)
             .map_err(io_err("cannot create", &tmp))?;
+        // Exactly `mode`, whatever the umask.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err("cannot set the mode of", &tmp))?;
         f.write_all(bytes).map_err(io_err("cannot write", &tmp))?;
         f.sync_all().map_err(io_err("cannot sync", &tmp))?;
         drop(f);
         if let Some(prev) = keep_prev {
-            let prev_tmp = dir.join(format!(".{name}.prev.tmp.{}", std::process::id()));
+            let (_, prev_tmp) = temp_beside(path, "prev.tmp");
             let _ = fs::remove_file(&prev_tmp);
             match fs::hard_link(path, &prev_tmp) {
                 Ok(()) => fs::rename(&prev_tmp, prev)
@@ -106,7 +154,7 @@ pub fn atomic_write_mode(
             }
         }
         fs::rename(&tmp, path).map_err(io_err("cannot replace", path))?;
-        sync_dir(dir)
+        sync_dir(&dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -154,14 +154,7 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), PortError> {
     if let Some(p) = to.parent() {
         fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
     }
-    let tmp = to.with_extension("obs-upgrade-tmp");
-    fs::copy(from, &tmp)
-        .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), tmp.display()))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| format!("cannot sync {}: {e}", tmp.display()))?;
-    fs::rename(&tmp, to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
-    Ok(())
+    Ok(upgrade_state::fsutil::atomic_copy(from, to)?)
 }
 
 impl Backup for FileBackup {

@@ -1,6 +1,7 @@
 //! The systemd backend: `systemctl` through duct, unit files installed,
 //! backed up and restored under a root prefix.
 
+use upgrade_state::fsutil;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,16 @@ pub enum Error {
         /// The cause.
         cause: io::Error,
     },
+}
+
+impl From<fsutil::IoError> for Error {
+    fn from(e: fsutil::IoError) -> Self {
+        Error::File {
+            action: e.action,
+            path: e.path,
+            cause: e.cause,
+        }
+    }
 }
 
 /// The systemd backend.
@@ -170,17 +181,7 @@ impl Systemd {
             cause,
         })?;
         let path = self.unit_dir.join(name);
-        let tmp = self.unit_dir.join(format!(".{name}.tmp"));
-        fs::write(&tmp, contents).map_err(|cause| Error::File {
-            action: "cannot write",
-            path: tmp.clone(),
-            cause,
-        })?;
-        fs::rename(&tmp, &path).map_err(|cause| Error::File {
-            action: "cannot install",
-            path: path.clone(),
-            cause,
-        })?;
+        fsutil::atomic_write_mode(&path, contents.as_bytes(), None, 0o644)?;
         self.daemon_reload()?;
         Ok(path)
     }
@@ -222,14 +223,7 @@ impl Systemd {
 
     /// Puts a backed-up unit file (and drop-ins) back and reloads systemd.
     pub fn restore_unit(&self, name: &str, backup_dir: &Path) -> Result<(), Error> {
-        let saved = backup_dir.join(name);
-        let tmp = self.unit_dir.join(format!(".{name}.restore"));
-        copy(&saved, &tmp)?;
-        fs::rename(&tmp, self.unit_dir.join(name)).map_err(|cause| Error::File {
-            action: "cannot restore",
-            path: self.unit_dir.join(name),
-            cause,
-        })?;
+        fsutil::atomic_copy(&backup_dir.join(name), &self.unit_dir.join(name))?;
         let saved_d = backup_dir.join(format!("{name}.d"));
         let live_d = self.unit_dir.join(format!("{name}.d"));
         if saved_d.is_dir() {

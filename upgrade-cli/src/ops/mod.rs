@@ -1,5 +1,6 @@
 //! One function per use case, each taking options and returning a typed report.
 
+mod admin;
 mod check;
 mod journal;
 mod metrics;
@@ -7,6 +8,11 @@ mod read;
 mod rollback;
 mod run;
 
+pub use admin::{
+    ConfigCheckReport, ServiceRow, StateResetReport, TimerInstallOptions, TimerReport,
+    TimerStatus, TimerUnit, config_check, state_reset, supervisor_start, supervisor_status,
+    supervisor_stop, timer_install, timer_remove, timer_status,
+};
 pub use check::{
     CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check, plan,
     skip_text,

@@ -7,6 +7,7 @@ use crate::args::{Cli, ConfigCmd, Global, StateCmd, SupervisorCmd};
 use crate::exit;
 use crate::render::{self, Table};
 use upgrade_cli::host::Host;
+use upgrade_cli::ops;
 
 const EXAMPLE: &str = include_str!("../../../../../examples/stack.yaml");
 
@@ -18,21 +19,18 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
         }
         ConfigCmd::Check => {
             let host = super::open(g)?;
-            let stack = host.stack();
+            let report = ops::config_check(&host);
             if g.json {
-                render::json(
-                    "config-check",
-                    &serde_json::json!({ "ok": true, "components": stack.components.len(), "environment": stack.environment }),
-                )?;
+                render::json("config-check", &report)?;
             } else {
-                let src = stack.source.as_ref().map_or_else(
+                let src = report.source.as_ref().map_or_else(
                     || "the built-in catalog (no stack file)".to_owned(),
                     |p| p.display().to_string(),
                 );
                 println!(
                     "{src}: ok, {} components, environment {}",
-                    stack.components.len(),
-                    stack.environment.as_deref().unwrap_or("(none)")
+                    report.components,
+                    report.environment.as_deref().unwrap_or("(none)")
                 );
             }
             Ok(exit::OK)
@@ -49,73 +47,55 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
     }
 }
 
-pub fn state(_g: &Global, host: &Host, c: &StateCmd) -> Result<u8> {
+pub fn state(g: &Global, host: &Host, c: &StateCmd) -> Result<u8> {
     match c {
         StateCmd::Reset => {
-            let _lock = host.lock()?;
-            let store = upgrade_state::StateStore::open(&host.paths().state_dir)?;
-            let out = store.reset_damaged()?;
-            match &out.set_aside {
-                Some(p) => println!("set the state file aside as {}", p.display()),
-                None => println!("there was no state file"),
-            }
-            println!(
-                "{}",
-                if out.restored_good_copy {
-                    "continued from the previous good copy"
-                } else {
-                    "starting with an empty journal"
+            let out = ops::state_reset(host)?;
+            if g.json {
+                render::json("state-reset", &out)?;
+            } else if out.healthy {
+                println!("the state file reads cleanly; nothing was changed");
+            } else {
+                match &out.set_aside {
+                    Some(p) => println!("set the state file aside as {}", p.display()),
+                    None => println!("there was no state file"),
                 }
-            );
+                println!(
+                    "{}",
+                    if out.restored_good_copy {
+                        "continued from the previous good copy"
+                    } else {
+                        "starting with an empty journal"
+                    }
+                );
+            }
             Ok(exit::OK)
         }
     }
 }
 
-pub fn supervisor(_g: &Global, host: &Host, c: &SupervisorCmd) -> Result<u8> {
-    let sup = host.supervisor();
-    let all: Vec<String> = host
-        .stack()
-        .components
-        .values()
-        .map(|c| c.spec.unit.clone())
-        .filter(|u| sup.spec(u).is_ok())
-        .collect();
-    let pick = |units: &Vec<String>| {
-        if units.is_empty() {
-            all.clone()
-        } else {
-            units.clone()
-        }
+pub fn supervisor(g: &Global, host: &Host, c: &SupervisorCmd) -> Result<u8> {
+    let (rows, verb) = match c {
+        SupervisorCmd::Start { units } => (ops::supervisor_start(host, units)?, "running"),
+        SupervisorCmd::Stop { units } => (ops::supervisor_stop(host, units)?, "stopped"),
+        SupervisorCmd::Status => (ops::supervisor_status(host)?, ""),
     };
-    match c {
-        SupervisorCmd::Start { units } => {
-            for u in pick(units) {
-                let pid = sup.start_service(&u)?;
-                println!("{u}: running (pid {pid})");
-            }
+    if g.json {
+        render::json("supervisor", &rows)?;
+    } else if let SupervisorCmd::Status = c {
+        let mut t = Table::new(&["SERVICE", "STATE", "PID"]);
+        for r in rows {
+            let state = if r.pid.is_some() { "running" } else { "stopped" };
+            let pid = r.pid.map(|p| p.to_string()).unwrap_or_default();
+            t.row(vec![r.unit, state.into(), pid]);
         }
-        SupervisorCmd::Stop { units } => {
-            for u in pick(units) {
-                sup.stop_service(&u)?;
-                println!("{u}: stopped");
+        t.print();
+    } else {
+        for r in rows {
+            match r.pid {
+                Some(pid) => println!("{}: {verb} (pid {pid})", r.unit),
+                None => println!("{}: {verb}", r.unit),
             }
-        }
-        SupervisorCmd::Status => {
-            let mut t = Table::new(&["SERVICE", "STATE", "PID"]);
-            for u in &all {
-                let pid = sup.running_pid(u);
-                t.row(vec![
-                    u.clone(),
-                    if pid.is_some() {
-                        "running".into()
-                    } else {
-                        "stopped".into()
-                    },
-                    pid.map(|p| p.to_string()).unwrap_or_default(),
-                ]);
-            }
-            t.print();
         }
     }
     Ok(exit::OK)

@@ -1,0 +1,311 @@
+//! The host's housekeeping: `config check`, `state reset`, the timers of
+//! unattended operation, and the built-in supervisor's services.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use upgrade_state::{StateStore, fsutil};
+use upgrade_systemd::systemctl::Systemd;
+use upgrade_systemd::timers::{self, HostPaths, UNITS};
+
+use crate::Error;
+use crate::host::Host;
+
+/// What `config check` found: the stack file read and validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigCheckReport {
+    /// Always `true` (a bad stack file is an error, not a report).
+    pub ok: bool,
+    /// The stack file, or `None` for the built-in catalog.
+    pub source: Option<PathBuf>,
+    /// How many components the stack manages.
+    pub components: usize,
+    /// The environment whose overrides were applied.
+    pub environment: Option<String>,
+}
+
+/// Reports on the stack file [`Host::open`] already read and validated.
+pub fn config_check(host: &Host) -> ConfigCheckReport {
+    let stack = host.stack();
+    ConfigCheckReport {
+        ok: true,
+        source: stack.source.clone(),
+        components: stack.components.len(),
+        environment: stack.environment.clone(),
+    }
+}
+
+/// What `state reset` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateResetReport {
+    /// The state file read cleanly (or there was none): nothing was changed.
+    pub healthy: bool,
+    /// Where the damaged state file was set aside (`None`: there was none).
+    pub set_aside: Option<PathBuf>,
+    /// Whether the previous good copy became the state file (else the journal
+    /// starts empty).
+    pub restored_good_copy: bool,
+}
+
+/// Sets a damaged state file aside under the lock, restoring the previous
+/// copy when it reads cleanly. A state file that reads cleanly is left alone
+/// (putting an older copy back would force a needless resume).
+pub fn state_reset(host: &Host) -> Result<StateResetReport, Error> {
+    let _lock = host.lock()?;
+    let store = StateStore::open(&host.paths().state_dir)?;
+    if store.load().is_ok() {
+        return Ok(StateResetReport {
+            healthy: true,
+            set_aside: None,
+            restored_good_copy: false,
+        });
+    }
+    let out = store.reset_damaged()?;
+    Ok(StateResetReport {
+        healthy: false,
+        set_aside: out.set_aside,
+        restored_good_copy: out.restored_good_copy,
+    })
+}
+
+/// Options of [`timer_install`].
+#[derive(Debug, Clone, Default)]
+pub struct TimerInstallOptions {
+    /// The `obs-upgrade` the units run (`None`: this program).
+    pub binary: Option<PathBuf>,
+    /// Write the units but do not enable them.
+    pub no_enable: bool,
+}
+
+/// What [`timer_install`] or [`timer_remove`] changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TimerReport {
+    /// Unit files written.
+    pub written: Vec<PathBuf>,
+    /// Unit files removed.
+    pub removed: Vec<PathBuf>,
+    /// Timers enabled (or disabled, for a removal) through systemctl.
+    pub enabled: Vec<String>,
+    /// Whether systemd manages this root (else the operator enables them).
+    pub systemd: bool,
+}
+
+fn systemd(host: &Host) -> Option<Systemd> {
+    host.uses_systemd()
+        .then(|| Systemd::new(&host.options().root).with_unit_dir(host.unit_dir()))
+}
+
+fn timers_to_enable() -> [&'static str; 2] {
+    [UNITS[1], UNITS[3]]
+}
+
+/// Writes the check and apply units (services and timers) into the unit
+/// directory, each atomically, reloads systemd and enables the timers. The
+/// units run with the host's `--root` and `--config`, and may write only the
+/// directories obs-upgrade writes.
+pub fn timer_install(host: &Host, opts: &TimerInstallOptions) -> Result<TimerReport, Error> {
+    let binary = match &opts.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| {
+            Error::Usage(format!(
+                "cannot tell where this program is ({e}); pass the binary to run"
+            ))
+        })?,
+    };
+    let o = host.options();
+    let mut args = Vec::new();
+    if o.root != Path::new("/") {
+        args.extend(["--root".to_owned(), o.root.display().to_string()]);
+    }
+    if let Some(c) = &o.config {
+        args.extend(["--config".to_owned(), c.display().to_string()]);
+    }
+    let l = host.layout();
+    let mut writable = vec![
+        l.store_dir(),
+        l.state_dir(),
+        l.cache_dir(),
+        l.bin_dir(),
+        l.unit_dir(),
+    ];
+    if let Some(d) = host.metrics_path().parent() {
+        writable.push(d.to_owned());
+    }
+    let units =
+        timers::render(host.stack(), &binary, &args, &HostPaths { writable }).map_err(Error::Usage)?;
+    let dir = host.unit_dir();
+    std::fs::create_dir_all(&dir).map_err(fsutil::io_err("cannot create directory", &dir))?;
+    let mut report = TimerReport {
+        systemd: host.uses_systemd(),
+        ..TimerReport::default()
+    };
+    for (name, text) in &units {
+        let path = dir.join(name);
+        fsutil::atomic_write_mode(&path, text.as_bytes(), None, 0o644)?;
+        report.written.push(path);
+    }
+    if let Some(sd) = systemd(host) {
+        sd.daemon_reload()
+            .map_err(|e| Error::port("cannot reload systemd")(e.into()))?;
+        if !opts.no_enable {
+            let [check, apply] = timers_to_enable();
+            sd.systemctl("enable", "obs-upgrade timers", &["enable", "--now", check, apply])
+                .map_err(|e| Error::port("cannot enable the timers")(e.into()))?;
+            report.enabled = vec![check.to_owned(), apply.to_owned()];
+        }
+    }
+    Ok(report)
+}
+
+/// Disables the timers (where systemd runs) and removes the four unit files.
+pub fn timer_remove(host: &Host) -> Result<TimerReport, Error> {
+    let sd = systemd(host);
+    let mut report = TimerReport {
+        systemd: sd.is_some(),
+        ..TimerReport::default()
+    };
+    if let Some(sd) = &sd {
+        let [check, apply] = timers_to_enable();
+        // Not enabled, or already gone: removing the files is what matters.
+        if sd
+            .systemctl("disable", "obs-upgrade timers", &["disable", "--now", check, apply])
+            .is_ok()
+        {
+            report.enabled = vec![check.to_owned(), apply.to_owned()];
+        }
+    }
+    for name in UNITS {
+        let path = host.unit_dir().join(name);
+        if path.symlink_metadata().is_ok() {
+            std::fs::remove_file(&path).map_err(fsutil::io_err("cannot remove", &path))?;
+            report.removed.push(path);
+        }
+    }
+    if let Some(sd) = &sd {
+        sd.daemon_reload()
+            .map_err(|e| Error::port("cannot reload systemd")(e.into()))?;
+    }
+    Ok(report)
+}
+
+/// One unit of unattended operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimerUnit {
+    /// The unit name.
+    pub unit: String,
+    /// Whether its file is in the unit directory.
+    pub installed: bool,
+    /// `systemctl is-enabled`'s answer, or `-` where systemd does not run.
+    pub enabled: String,
+}
+
+/// The timers and the maintenance windows they follow.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimerStatus {
+    /// The four units.
+    pub units: Vec<TimerUnit>,
+    /// Whether the stack defines any maintenance window.
+    pub windows_defined: bool,
+    /// Whether a window is open now.
+    pub window_open: bool,
+    /// When the next window opens (`None`: none within 400 days, or open now).
+    pub next_window: Option<jiff::Timestamp>,
+}
+
+/// The four units' state and the maintenance schedule.
+pub fn timer_status(host: &Host) -> TimerStatus {
+    let sd = systemd(host);
+    let schedule = &host.stack().maintenance.schedule;
+    let now = jiff::Timestamp::now();
+    let units = UNITS
+        .iter()
+        .map(|u| TimerUnit {
+            unit: (*u).to_owned(),
+            installed: host.unit_dir().join(u).exists(),
+            enabled: sd
+                .as_ref()
+                .and_then(|sd| sd.systemctl("is-enabled", u, &["is-enabled", u]).ok())
+                .map_or_else(|| "-".to_owned(), |s| s.trim().to_owned()),
+        })
+        .collect();
+    TimerStatus {
+        units,
+        windows_defined: !schedule.windows.is_empty(),
+        window_open: schedule.is_open(now),
+        next_window: schedule.next_opening(now),
+    }
+}
+
+/// A service of the built-in supervisor.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceRow {
+    /// The unit name.
+    pub unit: String,
+    /// Its pid, when running.
+    pub pid: Option<u32>,
+}
+
+/// The supervisor's services of this stack (those it has a definition for).
+fn supervised(host: &Host, units: &[String]) -> Result<Vec<String>, Error> {
+    let sup = host.supervisor();
+    let all: Vec<String> = host
+        .stack()
+        .components
+        .values()
+        .map(|c| c.spec.unit.clone())
+        .filter(|u| sup.spec(u).is_ok())
+        .collect();
+    if units.is_empty() {
+        return Ok(all);
+    }
+    match units.iter().find(|u| !all.contains(u)) {
+        Some(u) => Err(Error::Usage(format!(
+            "the supervisor has no service `{u}`; services: {}",
+            if all.is_empty() {
+                "(none)".to_owned()
+            } else {
+                all.join(", ")
+            }
+        ))),
+        None => Ok(units.to_vec()),
+    }
+}
+
+/// Starts the given services (none: all) under the built-in supervisor.
+pub fn supervisor_start(host: &Host, units: &[String]) -> Result<Vec<ServiceRow>, Error> {
+    let sup = host.supervisor();
+    supervised(host, units)?
+        .into_iter()
+        .map(|u| {
+            let pid = sup
+                .start_service(&u)
+                .map_err(|e| Error::port(format!("cannot start {u}"))(e.into()))?;
+            Ok(ServiceRow { unit: u, pid: Some(pid) })
+        })
+        .collect()
+}
+
+/// Stops the given services (none: all) of the built-in supervisor.
+pub fn supervisor_stop(host: &Host, units: &[String]) -> Result<Vec<ServiceRow>, Error> {
+    let sup = host.supervisor();
+    supervised(host, units)?
+        .into_iter()
+        .map(|u| {
+            sup.stop_service(&u)
+                .map_err(|e| Error::port(format!("cannot stop {u}"))(e.into()))?;
+            Ok(ServiceRow { unit: u, pid: None })
+        })
+        .collect()
+}
+
+/// Every service of the built-in supervisor and its pid when running.
+pub fn supervisor_status(host: &Host) -> Result<Vec<ServiceRow>, Error> {
+    let sup = host.supervisor();
+    Ok(supervised(host, &[])?
+        .into_iter()
+        .map(|u| ServiceRow {
+            pid: sup.running_pid(&u),
+            unit: u,
+        })
+        .collect())
+}
