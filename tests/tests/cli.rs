@@ -204,9 +204,18 @@ fn config_errors_usage_and_the_lock() {
     let o = sb.run(&["--config", bad.to_str().unwrap(), "check"]);
     assert_eq!(o.status.code(), Some(2));
     insta::assert_snapshot!("config-error", String::from_utf8_lossy(&o.stderr));
-    let o = sb.run(&["plan", "--component", "nope"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown component `nope`"));
+    // An unknown component or phase is a usage error (exit 2) on every command.
+    for cmd in [
+        &["plan", "--component", "nope"][..],
+        &["apply", "--yes", "--component", "nope"],
+        &["stage", "--component", "nope"],
+        &["plan", "--phase", "nope"],
+    ] {
+        let o = sb.run(cmd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("unknown "), "{cmd:?}: {err}");
+    }
     let o = sb.run(&["apply", "--bogus"]);
     assert_eq!(o.status.code(), Some(2), "usage errors exit 2");
     // Another run holds the lock: exit 3, naming the holder.

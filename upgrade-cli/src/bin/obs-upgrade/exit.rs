@@ -34,7 +34,7 @@ fn op_code(e: &upgrade_cli::Error) -> u8 {
         upgrade_cli::Error::Usage(_)
         | upgrade_cli::Error::Config(_)
         | upgrade_cli::Error::State(_)
-        | upgrade_cli::Error::Engine(Engine::Damaged(_)) => USAGE,
+        | upgrade_cli::Error::Engine(Engine::Damaged(_) | Engine::Scope(_)) => USAGE,
         upgrade_cli::Error::Lock(l) if !matches!(l, upgrade_state::lock::Error::Io(_)) => LOCKED,
         upgrade_cli::Error::Engine(Engine::InProgress { .. } | Engine::Journal(_)) => INTERRUPTED,
         _ => FAILED,
