@@ -282,7 +282,11 @@ fn a_relative_root_is_refused_and_a_damaged_state_file_says_state_reset() {
     // clean journal and changes nothing (no older copy forced back).
     let o = sb.run(&["state", "reset"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("set the state file aside"), "{}", text(&o));
+    assert!(
+        text(&o).contains("set the state file aside"),
+        "{}",
+        text(&o)
+    );
     let before = std::fs::read(&state).ok();
     let o = sb.run(&["--json", "state", "reset"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use upgrade_state::fsutil;
 use upgrade_core::catalog::Platform;
 use upgrade_core::config::Component;
 use upgrade_core::planner::Release;
 use upgrade_core::ports::{ArtifactStore, PortError, Proof, Staged};
 use upgrade_core::version::Version;
+use upgrade_state::fsutil;
 
 use crate::download::{self, download};
 use crate::extract::{self, Limits};

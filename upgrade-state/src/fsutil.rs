@@ -24,10 +24,7 @@ pub struct IoError {
 
 /// Maps an [`io::Error`] to an [`IoError`] about `path`:
 /// `.map_err(io_err("cannot read", path))`.
-pub fn io_err<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> IoError + 'a {
+pub fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> IoError + 'a {
     move |cause| IoError {
         action,
         path: path.to_owned(),

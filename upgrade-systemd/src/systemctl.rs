@@ -1,10 +1,10 @@
 //! The systemd backend: `systemctl` through duct, unit files installed,
 //! backed up and restored under a root prefix.
 
-use upgrade_state::fsutil;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use upgrade_state::fsutil;
 
 use upgrade_core::ports::{PortError, ServiceControl, ServiceStatus};
 

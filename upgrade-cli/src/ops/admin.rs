@@ -131,8 +131,8 @@ pub fn timer_install(host: &Host, opts: &TimerInstallOptions) -> Result<TimerRep
     if let Some(d) = host.metrics_path().parent() {
         writable.push(d.to_owned());
     }
-    let units =
-        timers::render(host.stack(), &binary, &args, &HostPaths { writable }).map_err(Error::Usage)?;
+    let units = timers::render(host.stack(), &binary, &args, &HostPaths { writable })
+        .map_err(Error::Usage)?;
     let dir = host.unit_dir();
     std::fs::create_dir_all(&dir).map_err(fsutil::io_err("cannot create directory", &dir))?;
     let mut report = TimerReport {
@@ -149,8 +149,12 @@ pub fn timer_install(host: &Host, opts: &TimerInstallOptions) -> Result<TimerRep
             .map_err(|e| Error::port("cannot reload systemd")(e.into()))?;
         if !opts.no_enable {
             let [check, apply] = timers_to_enable();
-            sd.systemctl("enable", "obs-upgrade timers", &["enable", "--now", check, apply])
-                .map_err(|e| Error::port("cannot enable the timers")(e.into()))?;
+            sd.systemctl(
+                "enable",
+                "obs-upgrade timers",
+                &["enable", "--now", check, apply],
+            )
+            .map_err(|e| Error::port("cannot enable the timers")(e.into()))?;
             report.enabled = vec![check.to_owned(), apply.to_owned()];
         }
     }
@@ -168,7 +172,11 @@ pub fn timer_remove(host: &Host) -> Result<TimerReport, Error> {
         let [check, apply] = timers_to_enable();
         // Not enabled, or already gone: removing the files is what matters.
         if sd
-            .systemctl("disable", "obs-upgrade timers", &["disable", "--now", check, apply])
+            .systemctl(
+                "disable",
+                "obs-upgrade timers",
+                &["disable", "--now", check, apply],
+            )
             .is_ok()
         {
             report.enabled = vec![check.to_owned(), apply.to_owned()];
@@ -280,7 +288,10 @@ pub fn supervisor_start(host: &Host, units: &[String]) -> Result<Vec<ServiceRow>
             let pid = sup
                 .start_service(&u)
                 .map_err(|e| Error::port(format!("cannot start {u}"))(e.into()))?;
-            Ok(ServiceRow { unit: u, pid: Some(pid) })
+            Ok(ServiceRow {
+                unit: u,
+                pid: Some(pid),
+            })
         })
         .collect()
 }

@@ -7,7 +7,6 @@ use upgrade_core::planner::Release;
 use upgrade_state::metrics::{self, ComponentNow, Input};
 use upgrade_systemd::timers::UNITS;
 
-use super::run::after_run;
 use crate::Error;
 use crate::host::{Host, Resolution};
 
@@ -76,7 +75,13 @@ pub fn write_metrics(host: &Host, path: Option<&Path>) -> Result<std::path::Path
 /// before. A failure is logged, never fails the run.
 pub(super) fn write_after_run(host: &Host, available: &BTreeMap<String, Vec<Release>>) {
     let path = host.metrics_path();
-    let res = after_run(host, available);
+    // Installed versions again (they changed); releases as listed before.
+    let (installed, _) = host.detect();
+    let res = Resolution {
+        installed,
+        available: available.clone(),
+        errors: BTreeMap::new(),
+    };
     match render(host, &res).and_then(|t| Ok(metrics::write(&path, &t)?)) {
         Ok(()) => log::info!("wrote {}", path.display()),
         Err(e) => log::warn!("cannot write the metrics file {}: {e}", path.display()),

@@ -10,7 +10,7 @@ use upgrade_core::ports::{Proof, RunLock, Staged};
 use super::journal::{before_run, ensure_state_readable, run_options, with_ports};
 use super::{Ui, metrics};
 use crate::Error;
-use crate::host::{Host, Resolution};
+use crate::host::Host;
 
 /// What to stage.
 #[derive(Debug, Clone)]
@@ -266,14 +266,4 @@ pub(super) fn locked_run(
     ensure_state_readable(host)?;
     let o = run_options(host, Mode::Standard);
     Ok(with_ports(host, ui, |p| f(p, &o, &lock))??)
-}
-
-/// The resolution after a run: installed versions again, releases as listed.
-pub(super) fn after_run(host: &Host, available: &BTreeMap<String, Vec<Release>>) -> Resolution {
-    let (installed, _) = host.detect();
-    Resolution {
-        installed,
-        available: available.clone(),
-        errors: BTreeMap::new(),
-    }
 }

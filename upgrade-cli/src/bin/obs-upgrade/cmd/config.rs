@@ -85,7 +85,11 @@ pub fn supervisor(g: &Global, host: &Host, c: &SupervisorCmd) -> Result<u8> {
     } else if let SupervisorCmd::Status = c {
         let mut t = Table::new(&["SERVICE", "STATE", "PID"]);
         for r in rows {
-            let state = if r.pid.is_some() { "running" } else { "stopped" };
+            let state = if r.pid.is_some() {
+                "running"
+            } else {
+                "stopped"
+            };
             let pid = r.pid.map(|p| p.to_string()).unwrap_or_default();
             t.row(vec![r.unit, state.into(), pid]);
         }

@@ -72,7 +72,11 @@ pub fn timer(g: &Global, host: &Host, t: &TimerCmd) -> Result<u8> {
                 t.row(vec![u.unit.clone(), installed.into(), u.enabled.clone()]);
             }
             t.print();
-            match (status.windows_defined, status.window_open, status.next_window) {
+            match (
+                status.windows_defined,
+                status.window_open,
+                status.next_window,
+            ) {
                 (false, ..) => println!("no maintenance windows are defined"),
                 (true, true, _) => println!("a maintenance window is open now"),
                 (true, false, Some(n)) => println!("the next maintenance window opens at {n}"),
