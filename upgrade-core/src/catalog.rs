@@ -445,7 +445,11 @@ pub fn builtin_rules() -> Rules {
             component: "prometheus".into(),
             crossing: Version::new(3, 0, 0),
             via: req("~2.55"),
-            note: Some("a 3.x TSDB is readable only by 2.55 or later, so 2.55.x is the last safe rollback point".into()),
+            note: Some(
+                "a 3.x TSDB is readable only by 2.55 or later, so 2.55.x is the last safe \
+                rollback point"
+                    .into(),
+            ),
         }],
         end_of_life: vec![EndOfLife {
             component: "promtail".into(),
@@ -457,12 +461,16 @@ pub fn builtin_rules() -> Rules {
             BreakingChange {
                 component: "prometheus".into(),
                 crossing: Version::new(3, 0, 0),
-                note: "Prometheus 3 changes defaults (UTF-8 names, scrape protocols, removed flags); read the migration guide".into(),
+                note: "Prometheus 3 changes defaults (UTF-8 names, scrape protocols, removed \
+                    flags); read the migration guide"
+                    .into(),
             },
             BreakingChange {
                 component: "nginx_exporter".into(),
                 crossing: Version::new(1, 0, 0),
-                note: "nginx-prometheus-exporter 1.0 renamed its command-line flags to the --nginx.* / --web.* form".into(),
+                note: "nginx-prometheus-exporter 1.0 renamed its command-line flags to the \
+                    --nginx.* / --web.* form"
+                    .into(),
             },
         ],
     }

@@ -701,7 +701,8 @@ impl StackFile {
                     return Err(invalid(
                         key,
                         format!(
-                            "`{dep}` is in phase `{}`, after `{}`'s phase `{}`; move one of them or reorder `phases`",
+                            "`{dep}` is in phase `{}`, after `{}`'s phase `{}`; move one of them \
+                                or reorder `phases`",
                             d.phase, c.name, c.phase
                         ),
                     ));
@@ -747,7 +748,12 @@ impl StackFile {
         }
         for (i, c) in self.notifications.commands.iter().enumerate() {
             if c.is_empty() {
-                return Err(invalid(format!("notifications.commands[{i}]"), "an empty command; write it as a list: [\"/usr/local/bin/notify\", \"--quiet\"]".into()));
+                return Err(invalid(
+                    format!("notifications.commands[{i}]"),
+                    "an empty command; \
+                    write it as a list: [\"/usr/local/bin/notify\", \"--quiet\"]"
+                        .into(),
+                ));
             }
         }
         Ok(Stack {
@@ -1092,7 +1098,8 @@ mod tests {
                 "prod",
             ),
             (
-                "environments:\n  staging:\n    components:\n      loky: {allow: major}\ncomponents:\n  loki: {}\n",
+                "environments:\n  staging:\n    components:\n      loky: {allow: major}\n\
+                    components:\n  loki: {}\n",
                 "environments.staging.components.loky",
                 "loky",
             ),
@@ -1102,7 +1109,8 @@ mod tests {
                 "after",
             ),
             (
-                "components:\n  loki: {}\nrules:\n  requires:\n    - {component: loki, versions: '>=3', needs: lokii, needs_versions: '>=1'}\n",
+                "components:\n  loki: {}\nrules:\n  requires:\n    - {component: loki, versions: \
+                    '>=3', needs: lokii, needs_versions: '>=1'}\n",
                 "rules.requires[0].needs",
                 "lokii",
             ),
@@ -1118,7 +1126,8 @@ mod tests {
 
     #[test]
     fn cycle_is_named() {
-        let text = "components:\n  loki:\n    depends_on: [promtail]\n  promtail:\n    depends_on: [alloy]\n  alloy:\n    depends_on: [loki]\n";
+        let text = "components:\n  loki:\n    depends_on: [promtail]\n  promtail:\n    \
+            depends_on: [alloy]\n  alloy:\n    depends_on: [loki]\n";
         let msg = yaml(text).unwrap_err().to_string();
         assert!(
             msg.contains("dependency cycle: alloy → loki → promtail → alloy"),
@@ -1181,7 +1190,9 @@ components:
     asset: '{artifact}-{version}.{os}-{arch}.tar.gz'
     archive: tar.gz
     top_dir: '{artifact}-{version}.{os}-{arch}'
-    binaries: [{name: blackbox_exporter, path: '{artifact}-{version}.{os}-{arch}/blackbox_exporter'}]
+    binaries:
+      - name: blackbox_exporter
+        path: '{artifact}-{version}.{os}-{arch}/blackbox_exporter'
     checksums: sha256sums.txt
     port: 9115
 ";

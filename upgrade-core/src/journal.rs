@@ -107,7 +107,8 @@ impl RunStatus {
 /// A transition the status machine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "run status cannot go from {from} to {to}; a finished run goes back to IDLE only by an explicit reset"
+    "run status cannot go from {from} to {to}; a finished run goes back to IDLE only by an \
+        explicit reset"
 )]
 pub struct InvalidTransition {
     /// The current status.
@@ -689,7 +690,8 @@ mod tests {
         let err = run.transition(Completed, t(1)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "run status cannot go from IDLE to COMPLETED; a finished run goes back to IDLE only by an explicit reset"
+            "run status cannot go from IDLE to COMPLETED; a finished run goes back to IDLE only \
+                by an explicit reset"
         );
         run.transition(Planning, t(1)).unwrap();
         assert!(run.reset(t(2)).is_err(), "an active run is not reset");

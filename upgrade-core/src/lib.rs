@@ -23,12 +23,20 @@
 //!     "components:\n  node_exporter:\n    allow: minor\n",
 //!     Format::Yaml, "stack.yaml", None,
 //! ).unwrap();
-//! let installed = BTreeMap::from([("node_exporter".to_string(), Version::parse("1.5.0").unwrap())]);
+//! let installed = BTreeMap::from([(
+//!     "node_exporter".to_string(),
+//!     Version::parse("1.5.0").unwrap(),
+//! )]);
 //! let available = BTreeMap::from([(
 //!     "node_exporter".to_string(),
 //!     vec![Release::new(Version::parse("1.9.1").unwrap(), None)],
 //! )]);
-//! let p = plan(PlanInput { stack: &stack, installed: &installed, available: &available, now: jiff::Timestamp::UNIX_EPOCH });
+//! let p = plan(PlanInput {
+//!     stack: &stack,
+//!     installed: &installed,
+//!     available: &available,
+//!     now: jiff::Timestamp::UNIX_EPOCH,
+//! });
 //! let step = p.steps().next().unwrap();
 //! assert_eq!(step.to.to_string(), "1.9.1");
 //! assert!(!step.needs_approval);

@@ -35,7 +35,10 @@ impl Track {
             return Ok(Track::Pinned(v));
         }
         semver::VersionReq::parse(t).map(Track::Range).map_err(|e| {
-            format!("`{t}` is neither `latest`, `lts`, a version (`1.9.1`) nor a semver range (`~2.53`, `>=1.7, <2`): {e}")
+            format!(
+                "`{t}` is neither `latest`, `lts`, a version (`1.9.1`) nor a semver range \
+                (`~2.53`, `>=1.7, <2`): {e}"
+            )
         })
     }
 }

@@ -351,7 +351,8 @@ mod tests {
                 "1.18.1",
             ),
             (
-                "time=2024 level=info msg=\"Starting\" version=0.11.0-1+b4 commit=unknown date=unknown",
+                "time=2024 level=info msg=\"Starting\" version=0.11.0-1+b4 commit=unknown \
+                    date=unknown",
                 "0.11.0",
             ),
             (

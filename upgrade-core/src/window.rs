@@ -310,7 +310,8 @@ mod tests {
     #[test]
     fn a_weekday_window_in_a_zone() {
         let s = sched(
-            "windows:\n  - {days: [mon, tue, wed, thu, fri], start: '02:00', end: '04:00', time_zone: Europe/Berlin}\n",
+            "windows:\n  - {days: [mon, tue, wed, thu, fri], start: '02:00', end: '04:00', \
+                time_zone: Europe/Berlin}\n",
         );
         // Tuesday 2026-11-24 02:30 Berlin = 01:30 UTC.
         assert!(s.is_open(ts("2026-11-24T01:30:00Z")));
@@ -356,7 +357,8 @@ mod tests {
 
     #[test]
     fn dst_changes() {
-        // Spring forward in Berlin: 2026-03-29 02:00 does not exist; the window opens at 03:00 CEST.
+        // Spring forward in Berlin: 2026-03-29 02:00 does not exist; the
+        // window opens at 03:00 CEST.
         let s = sched("windows:\n  - {start: '02:00', end: '04:00', time_zone: Europe/Berlin}\n");
         let o = s.current_or_next(ts("2026-03-28T23:00:00Z")).unwrap();
         assert_eq!(o.start, ts("2026-03-29T01:00:00Z"), "03:00 CEST");
@@ -384,7 +386,8 @@ mod tests {
     #[test]
     fn blackout_dates_and_several_windows() {
         let s = sched(
-            "windows:\n  - {days: [thu], start: '01:00', end: '03:00'}\n  - {days: [sun], start: '10:00', end: '11:00'}\nblackout: [2026-12-24, 2026-12-27]\n",
+            "windows:\n  - {days: [thu], start: '01:00', end: '03:00'}\n  - {days: [sun], start: \
+                '10:00', end: '11:00'}\nblackout: [2026-12-24, 2026-12-27]\n",
         );
         // Thursday 24 December is blacked out; the next is Thursday 31 December (Sunday 27 too).
         assert!(!s.is_open(ts("2026-12-24T02:00:00Z")));

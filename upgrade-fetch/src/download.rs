@@ -20,7 +20,10 @@ pub enum Error {
     #[error(transparent)]
     Http(#[from] http::Error),
     /// Writing or reading the partial file failed.
-    #[error("cannot write {}: {cause}; the partial download was kept and will be resumed", path.display())]
+    #[error(
+        "cannot write {}: {cause}; the partial download was kept and will be resumed",
+        path.display()
+    )]
     Io {
         /// The file.
         path: PathBuf,
@@ -29,7 +32,8 @@ pub enum Error {
     },
     /// The body ended before the announced length.
     #[error(
-        "download of {url} ended after {got} of {expected} bytes; the partial download was kept and will be resumed next time"
+        "download of {url} ended after {got} of {expected} bytes; the partial download was kept \
+            and will be resumed next time"
     )]
     Truncated {
         /// The URL.

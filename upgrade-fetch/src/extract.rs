@@ -300,7 +300,14 @@ pub fn extract(
                             return Err(ctx.refuse(&raw, "is a hard link to a directory"));
                         };
                         let from = dest.join(&inside);
-                        let meta = fs::symlink_metadata(&from).map_err(|_| ctx.refuse(&raw, format!("is a hard link to `{target_s}`, which is not an earlier file of the archive")))?;
+                        let not_earlier = || {
+                            let why = format!(
+                                "is a hard link to `{target_s}`, which is not an earlier file \
+                                 of the archive"
+                            );
+                            ctx.refuse(&raw, why)
+                        };
+                        let meta = fs::symlink_metadata(&from).map_err(|_| not_earlier())?;
                         if !meta.is_file() {
                             return Err(
                                 ctx.refuse(&raw, "is a hard link to something other than a file")

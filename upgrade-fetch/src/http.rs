@@ -65,14 +65,15 @@ impl fmt::Display for Token {
 pub enum Error {
     /// Plain http to a non-loopback host.
     #[error(
-        "refusing plain http for {url}: use https, or allow insecure URLs explicitly (loopback and file:// are always allowed)"
+        "refusing plain http for {url}: use https, or allow insecure URLs explicitly (loopback \
+            and file:// are always allowed)"
     )]
     Insecure {
         /// The URL.
         url: String,
     },
     /// The server answered with an error status.
-    #[error("{url} answered HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    #[error("{url} answered HTTP {status}{}", body_suffix(body))]
     Status {
         /// The URL.
         url: String,
@@ -83,7 +84,8 @@ pub enum Error {
     },
     /// The API's rate limit is used up.
     #[error(
-        "the API rate limit for {url} is used up{}; set OBS_UPGRADE_GITHUB_TOKEN for a higher limit, or run with --offline to use cached answers",
+        "the API rate limit for {url} is used up{}; set OBS_UPGRADE_GITHUB_TOKEN for a higher \
+            limit, or run with --offline to use cached answers",
         match reset { Some(r) => format!(" until {r}"), None => String::new() }
     )]
     RateLimited {
@@ -397,13 +399,24 @@ pub fn next_link(link: &str) -> Option<String> {
     })
 }
 
+fn body_suffix(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn link_header() {
-        let l = r#"<https://api.github.com/repositories/1/releases?page=2>; rel="next", <https://api.github.com/repositories/1/releases?page=5>; rel="last""#;
+        let l = concat!(
+            r#"<https://api.github.com/repositories/1/releases?page=2>; rel="next", "#,
+            r#"<https://api.github.com/repositories/1/releases?page=5>; rel="last""#
+        );
         assert_eq!(
             next_link(l).as_deref(),
             Some("https://api.github.com/repositories/1/releases?page=2")

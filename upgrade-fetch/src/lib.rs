@@ -17,16 +17,26 @@
 //! use upgrade_core::catalog::Platform;
 //! use upgrade_core::config::Stack;
 //! use upgrade_core::ports::ReleaseSource;
-//! use upgrade_fetch::{api::ApiClient, http::{Http, HttpOptions, Token}, sources::{Sources, GITHUB_API, GITLAB_API}, store::Store};
+//! use upgrade_fetch::api::ApiClient;
+//! use upgrade_fetch::http::{Http, HttpOptions, Token};
+//! use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
+//! use upgrade_fetch::store::Store;
 //!
 //! let stack = Stack::builtin();
 //! let http = Http::new(HttpOptions::default(), Token::github_from_env());
-//! let client = ApiClient::new(http.clone(), "/var/cache/obs-upgrade/api", std::time::Duration::from_secs(900), false);
+//! let ttl = std::time::Duration::from_secs(900);
+//! let client = ApiClient::new(http.clone(), "/var/cache/obs-upgrade/api", ttl, false);
 //! let sources = Sources::new(client, GITHUB_API, GITLAB_API, None);
 //! let node = &stack.components["node_exporter"];
 //! let releases = sources.releases(node)?;
-//! let store = Store::new("/opt/obs-upgrade", "/var/cache/obs-upgrade", http, Platform::current());
-//! let staged = store.stage(node, releases.last().unwrap(), &mut |done, total| eprintln!("{done}/{total:?}"))?;
+//! let store = Store::new(
+//!     "/opt/obs-upgrade",
+//!     "/var/cache/obs-upgrade",
+//!     http,
+//!     Platform::current(),
+//! );
+//! let mut progress = |done, total| eprintln!("{done}/{total:?}");
+//! let staged = store.stage(node, releases.last().unwrap(), &mut progress)?;
 //! println!("{} verified by {:?}", staged.dir.display(), staged.proof);
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```

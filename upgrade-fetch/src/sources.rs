@@ -323,7 +323,13 @@ impl Sources {
             SourceKind::Mirror => {
                 let dir = match spec.api_url.as_deref() {
                     Some(u) => PathBuf::from(u.strip_prefix("file://").unwrap_or(u)),
-                    None => self.mirror.clone().ok_or_else(|| format!("{} uses a mirror but no mirror directory is configured; set its api_url or pass --mirror", component.name))?,
+                    None => self.mirror.clone().ok_or_else(|| {
+                        format!(
+                            "{} uses a mirror but no \
+                        mirror directory is configured; set its api_url or pass --mirror",
+                            component.name
+                        )
+                    })?,
                 };
                 read_mirror(&dir, &component.name)?
             }

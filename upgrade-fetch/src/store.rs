@@ -33,7 +33,10 @@ pub const MARKER: &str = ".obs-upgrade-release.json";
 #[non_exhaustive]
 pub enum Error {
     /// No asset with the expected name.
-    #[error("{component} {version} has no asset named `{expected}` for {platform}; candidates: {}", if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") })]
+    #[error(
+        "{component} {version} has no asset named `{expected}` for {platform}; candidates: {}",
+        list_or_none(candidates)
+    )]
     NoAsset {
         /// The component.
         component: String,
@@ -47,7 +50,10 @@ pub enum Error {
         candidates: Vec<String>,
     },
     /// Several assets with the expected name.
-    #[error("{component} {version} has several assets named `{expected}`: {}; refusing to guess", urls.join(", "))]
+    #[error(
+        "{component} {version} has several assets named `{expected}`: {}; refusing to guess",
+        urls.join(", ")
+    )]
     SeveralAssets {
         /// The component.
         component: String,
@@ -60,7 +66,9 @@ pub enum Error {
     },
     /// Nothing proves the download genuine.
     #[error(
-        "nothing proves {component} {version} ({asset}) genuine: no pinned sha256, no API digest, no checksum file; refusing to install it (set `allow_unverified: true` for {component} to install anyway)"
+        "nothing proves {component} {version} ({asset}) genuine: no pinned sha256, no API digest, \
+         no checksum file; refusing to install it (set `allow_unverified: true` for \
+         {component} to install anyway)"
     )]
     Unverifiable {
         /// The component.
@@ -72,7 +80,8 @@ pub enum Error {
     },
     /// The checksum file does not list the asset.
     #[error(
-        "the checksum file {file} of {component} {version} does not list {asset}; refusing to install it"
+        "the checksum file {file} of {component} {version} does not list {asset}; refusing to \
+            install it"
     )]
     NotInChecksums {
         /// The component.
@@ -86,7 +95,8 @@ pub enum Error {
     },
     /// The digest does not match.
     #[error(
-        "{asset} does not match its {proof} digest (expected {expected}, got {actual}); the partial download was removed, try again or check the mirror"
+        "{asset} does not match its {proof} digest (expected {expected}, got {actual}); the \
+            partial download was removed, try again or check the mirror"
     )]
     Mismatch {
         /// The asset.
@@ -100,7 +110,8 @@ pub enum Error {
     },
     /// The release lacks a binary the catalog names.
     #[error(
-        "{component} {version}: the archive has no `{path}` for binary `{binary}`; the catalog entry may be wrong for this release; the partial release was removed"
+        "{component} {version}: the archive has no `{path}` for binary `{binary}`; the catalog \
+            entry may be wrong for this release; the partial release was removed"
     )]
     MissingBinary {
         /// The component.
@@ -158,6 +169,14 @@ impl From<fsutil::IoError> for Error {
             path: e.path,
             cause: e.cause,
         }
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
     }
 }
 

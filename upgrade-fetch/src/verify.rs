@@ -45,7 +45,8 @@ mod tests {
     #[test]
     fn gnu_formats() {
         let text = format!(
-            "# comment\n{A}  node_exporter-1.9.1.linux-amd64.tar.gz\n{}  *loki-linux-amd64.zip\r\n{} ./nginx_1.4.1_checksums.txt\nnot a line\nabcd  short.txt\n\n",
+            "# comment\n{A}  node_exporter-1.9.1.linux-amd64.tar.gz\n{}  *loki-linux-amd64.zip\r\n\
+                {} ./nginx_1.4.1_checksums.txt\nnot a line\nabcd  short.txt\n\n",
             A.to_uppercase(),
             A
         );

@@ -73,7 +73,8 @@ fn describe(holder: Option<&HolderInfo>) -> String {
 pub enum Error {
     /// Another process holds it (fail-fast mode).
     #[error(
-        "another obs-upgrade run holds the lock {}: {}; wait for it to finish, or ask to wait for the lock (the CLI's --wait-lock SECONDS)",
+        "another obs-upgrade run holds the lock {}: {}; wait for it to finish, or ask to wait for \
+            the lock (the CLI's --wait-lock SECONDS)",
         path.display(), describe(holder.as_deref())
     )]
     Held {
@@ -84,7 +85,8 @@ pub enum Error {
     },
     /// Still held when the wait ran out.
     #[error(
-        "gave up after {} s waiting for the lock {} held by {}; is another run stuck? wait longer with a larger --wait-lock",
+        "gave up after {} s waiting for the lock {} held by {}; is another run stuck? wait longer \
+            with a larger --wait-lock",
         waited.as_secs(), path.display(), describe(holder.as_deref())
     )]
     Timeout {

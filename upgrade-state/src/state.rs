@@ -28,8 +28,10 @@ pub enum Error {
         "state file {} is damaged ({reason}); {}",
         path.display(),
         match good_copy {
-            Some(p) => format!("the previous good copy is {}; run `{RESET_COMMAND}` to set the damaged file aside and continue from the good copy", p.display()),
-            None => format!("there is no good copy; run `{RESET_COMMAND}` to set the damaged file aside and start with an empty journal"),
+            Some(p) => format!("the previous good copy is {}; run `{RESET_COMMAND}` to set the \
+                damaged file aside and continue from the good copy", p.display()),
+            None => format!("there is no good copy; run `{RESET_COMMAND}` to set the damaged file \
+                aside and start with an empty journal"),
         }
     )]
     Damaged {
@@ -41,7 +43,8 @@ pub enum Error {
         good_copy: Option<PathBuf>,
     },
     /// Written by a newer obs-upgrade.
-    #[error("state file {} has schema version {found}, newer than the {SCHEMA_VERSION} this obs-upgrade understands; upgrade obs-upgrade itself", path.display())]
+    #[error("state file {} has schema version {found}, newer than the {SCHEMA_VERSION} this \
+        obs-upgrade understands; upgrade obs-upgrade itself", path.display())]
     TooNew {
         /// The file.
         path: PathBuf,

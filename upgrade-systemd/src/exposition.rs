@@ -87,7 +87,15 @@ mod tests {
 
     #[test]
     fn parses_real_shapes() {
-        let text = "# HELP node_exporter_build_info A metric with a constant '1' value.\n# TYPE node_exporter_build_info gauge\nnode_exporter_build_info{branch=\"debian/sid\",goarch=\"amd64\",revision=\"1.5.0-1+b6\",version=\"1.5.0\"} 1\nup 1 1700000000\nweird{path=\"a\\\\b\",msg=\"say \\\"hi\\\"\\n\",} 2.5e3\nbroken{x=\"1\" 3\n\n";
+        let text = concat!(
+            "# HELP node_exporter_build_info A metric with a constant '1' value.\n",
+            "# TYPE node_exporter_build_info gauge\n",
+            "node_exporter_build_info{branch=\"debian/sid\",goarch=\"amd64\",",
+            "revision=\"1.5.0-1+b6\",version=\"1.5.0\"} 1\n",
+            "up 1 1700000000\n",
+            "weird{path=\"a\\\\b\",msg=\"say \\\"hi\\\"\\n\",} 2.5e3\n",
+            "broken{x=\"1\" 3\n\n",
+        );
         let s = parse(text);
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].labels["version"], "1.5.0");

@@ -18,7 +18,10 @@
 //! use std::time::Duration;
 //! use upgrade_systemd::probes::{self, Check, Probe};
 //!
-//! let report = probes::run(&[Probe::new(Check::Command { argv: vec!["true".into()] })], Duration::from_secs(5), None);
+//! let probe = Probe::new(Check::Command {
+//!     argv: vec!["true".into()],
+//! });
+//! let report = probes::run(&[probe], Duration::from_secs(5), None);
 //! assert!(report.healthy);
 //! ```
 //!

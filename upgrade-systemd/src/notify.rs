@@ -64,7 +64,8 @@ pub fn summary(host: &str, e: &Event) -> String {
             rolled_back,
         } => {
             format!(
-                "{host}: run {run_id} finished {status}: {upgraded} upgraded, {failed} failed, {rolled_back} rolled back"
+                "{host}: run {run_id} finished {status}: {upgraded} upgraded, {failed} failed, \
+                    {rolled_back} rolled back"
             )
         }
     }
@@ -229,7 +230,8 @@ impl Notifier for Notifiers {
         if let Some(mail) = &self.config.email {
             let subject = summary(&self.host, e);
             let message = format!(
-                "To: {}\nFrom: {}\nSubject: [obs-upgrade] {}\nContent-Type: text/plain; charset=utf-8\n\n{}\n\n{}\n",
+                "To: {}\nFrom: {}\nSubject: [obs-upgrade] {}\nContent-Type: text/plain; \
+                    charset=utf-8\n\n{}\n\n{}\n",
                 mail.to.join(", "),
                 mail.from,
                 subject.chars().take(150).collect::<String>(),

@@ -50,7 +50,11 @@ impl Strategy {
             }
             Strategy::Reload(Reload::Http(path)) => {
                 swap()?;
-                Err(format!("reload of {unit} over HTTP ({path}) needs the service's address; use the health adapter's reload").into())
+                Err(format!(
+                    "reload of {unit} over HTTP ({path}) needs the service's address; use \
+                    the health adapter's reload"
+                )
+                .into())
             }
         }
     }

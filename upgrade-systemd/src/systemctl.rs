@@ -60,7 +60,10 @@ pub struct Systemd {
 }
 
 /// The properties read by [`Systemd::status`].
-pub const PROPERTIES: &str = "ActiveState,SubState,MainPID,NRestarts,ExecMainStartTimestampMonotonic,FragmentPath,TriggeredBy";
+pub const PROPERTIES: &str = concat!(
+    "ActiveState,SubState,MainPID,NRestarts,",
+    "ExecMainStartTimestampMonotonic,FragmentPath,TriggeredBy"
+);
 
 /// Parses `systemctl show` output into a status.
 pub fn parse_show(text: &str) -> ServiceStatus {
@@ -283,7 +286,9 @@ mod tests {
     #[test]
     fn show_output() {
         let s = parse_show(
-            "MainPID=84\nNRestarts=2\nExecMainStartTimestampMonotonic=1786780262\nTriggeredBy=ne.socket\nActiveState=active\nSubState=running\nFragmentPath=/run/systemd/system/ne.service\n",
+            "MainPID=84\nNRestarts=2\nExecMainStartTimestampMonotonic=1786780262\n\
+             TriggeredBy=ne.socket\nActiveState=active\nSubState=running\n\
+             FragmentPath=/run/systemd/system/ne.service\n",
         );
         assert_eq!(s.main_pid, Some(84));
         assert_eq!(s.n_restarts, 2);

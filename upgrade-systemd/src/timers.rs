@@ -26,7 +26,11 @@ pub fn render(
 ) -> Result<Vec<(String, String)>, String> {
     let calendars = stack.maintenance.schedule.on_calendar();
     if calendars.is_empty() {
-        return Err("no maintenance windows are defined; add `maintenance.windows` to the stack file so that unattended upgrades know when they may switch".into());
+        return Err(
+            "no maintenance windows are defined; add `maintenance.windows` to the stack \
+            file so that unattended upgrades know when they may switch"
+                .into(),
+        );
     }
     let cmd = |rest: &str| {
         let mut parts: Vec<String> = vec![binary.display().to_string()];
@@ -56,23 +60,81 @@ pub fn render(
         }
     }
     let hardening = format!(
-        "NoNewPrivileges=yes\nPrivateTmp=yes\nProtectHome=yes\nProtectSystem=full\nProtectKernelTunables=yes\nProtectControlGroups=yes\nRestrictSUIDSGID=yes\nLockPersonality=yes\nReadWritePaths={}\n",
+        concat!(
+            "NoNewPrivileges=yes\n",
+            "PrivateTmp=yes\n",
+            "ProtectHome=yes\n",
+            "ProtectSystem=full\n",
+            "ProtectKernelTunables=yes\n",
+            "ProtectControlGroups=yes\n",
+            "RestrictSUIDSGID=yes\n",
+            "LockPersonality=yes\n",
+            "ReadWritePaths={}\n",
+        ),
         writable.into_iter().collect::<Vec<_>>().join(" ")
     );
     let check_service = format!(
-        "[Unit]\nDescription=obs-upgrade: check for updates and stage downloads\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart={}\nExecStart={}\nExecStartPost={}\n{hardening}",
+        concat!(
+            "[Unit]\n",
+            "Description=obs-upgrade: check for updates and stage downloads\n",
+            "Wants=network-online.target\n",
+            "After=network-online.target\n",
+            "\n",
+            "[Service]\n",
+            "Type=oneshot\n",
+            "ExecStart={}\n",
+            "ExecStart={}\n",
+            "ExecStartPost={}\n",
+            "{}",
+        ),
         cmd("check --notify"),
         cmd("stage"),
-        cmd("metrics --write")
+        cmd("metrics --write"),
+        hardening,
     );
-    let check_timer = "[Unit]\nDescription=obs-upgrade: daily check for updates\n\n[Timer]\nOnCalendar=daily\nRandomizedDelaySec=1h\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n".to_owned();
+    let check_timer = concat!(
+        "[Unit]\n",
+        "Description=obs-upgrade: daily check for updates\n",
+        "\n",
+        "[Timer]\n",
+        "OnCalendar=daily\n",
+        "RandomizedDelaySec=1h\n",
+        "Persistent=true\n",
+        "\n",
+        "[Install]\n",
+        "WantedBy=timers.target\n",
+    )
+    .to_owned();
     let apply_service = format!(
-        "[Unit]\nDescription=obs-upgrade: apply approved upgrades in a maintenance window\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart={}\nExecStopPost={}\n{hardening}",
+        concat!(
+            "[Unit]\n",
+            "Description=obs-upgrade: apply approved upgrades in a maintenance window\n",
+            "Wants=network-online.target\n",
+            "After=network-online.target\n",
+            "\n",
+            "[Service]\n",
+            "Type=oneshot\n",
+            "ExecStart={}\n",
+            "ExecStopPost={}\n",
+            "{}",
+        ),
         cmd("apply --unattended"),
-        cmd("metrics --write")
+        cmd("metrics --write"),
+        hardening,
     );
     let apply_timer = format!(
-        "[Unit]\nDescription=obs-upgrade: upgrades when a maintenance window opens\n\n[Timer]\n{}\nRandomizedDelaySec=5min\nPersistent=false\n\n[Install]\nWantedBy=timers.target\n",
+        concat!(
+            "[Unit]\n",
+            "Description=obs-upgrade: upgrades when a maintenance window opens\n",
+            "\n",
+            "[Timer]\n",
+            "{}\n",
+            "RandomizedDelaySec=5min\n",
+            "Persistent=false\n",
+            "\n",
+            "[Install]\n",
+            "WantedBy=timers.target\n",
+        ),
         calendars
             .iter()
             .map(|c| format!("OnCalendar={c}"))

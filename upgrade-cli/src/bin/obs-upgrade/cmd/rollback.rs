@@ -73,7 +73,8 @@ pub fn prune(g: &Global, host: &Host, keep: usize, backup_days: u64, dry_run: bo
     let backups = &report.backups_removed;
     if report.removed.is_empty() {
         println!(
-            "Nothing to prune (keeping {keep} versions per component, the current and the last known-good)."
+            "Nothing to prune (keeping {keep} versions per component, the current and the last \
+                known-good)."
         );
     }
     for (name, vs) in &report.removed {
