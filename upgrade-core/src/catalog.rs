@@ -69,78 +69,120 @@ pub enum Reload {
     Http(String),
 }
 
-/// Everything known about one component. Templates take `{artifact}`,
-/// `{version}` (no leading `v`), `{os}` and `{arch}`; commands also take
-/// `{dir}` (the release directory) and `{config}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentSpec {
-    /// Where releases are listed.
-    pub source: SourceKind,
-    /// `owner/name` on GitHub, the project path on GitLab, or the mirror's folder name.
-    pub repo: String,
-    /// API base URL (GitHub Enterprise, GitLab, a local mirror); `None` is the public service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-    /// Only tags starting with one of these are releases (empty: every tag).
-    #[serde(default)]
-    pub tag_prefixes: Vec<String>,
-    /// The base name upstream gives its assets (`nginx-prometheus-exporter`).
-    pub artifact: String,
-    /// The asset file name template.
-    pub asset: String,
-    /// How the asset is packed.
-    pub archive: ArchiveKind,
-    /// The archive's single top directory, stripped on extraction (template).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_dir: Option<String>,
-    /// The binaries it ships; the first is the service's own.
-    pub binaries: Vec<BinarySpec>,
-    /// The checksum file's name template (`sha256sums.txt`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksums: Option<String>,
-    /// Asset spelling of Go architecture names where upstream differs (`arm` → `armv7`).
-    #[serde(default)]
-    pub arch_names: BTreeMap<String, String>,
-    /// The word before the version in `--version` output.
-    pub version_marker: String,
-    /// The `*_build_info` metric carrying the running version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build_info: Option<String>,
-    /// Older names of that metric, tried when it is missing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub build_info_aliases: Vec<String>,
-    /// The default listen port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// The liveness path (`/-/healthy`, `/metrics`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_path: Option<String>,
-    /// The readiness path (`/-/ready`, `/ready`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_path: Option<String>,
-    /// The main configuration file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_path: Option<String>,
-    /// The configuration check, run with the new release's binaries (argv template).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_check: Option<Vec<String>>,
-    /// How to reload configuration without a restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reload: Option<Reload>,
-    /// The systemd unit.
-    pub unit: String,
-    /// The phase it belongs to by default.
-    pub phase: String,
-    /// LTS lines (`~2.53`, `~3.5`) for `track: lts`.
-    #[serde(default)]
-    pub lts: Vec<VersionReq>,
-    /// Seconds a restart may take before health checks give up.
-    pub health_deadline_secs: u64,
-    /// Install without any checksum or digest (refused otherwise).
-    #[serde(default)]
-    pub allow_unverified: bool,
+/// The catalog facts of a component, each written once, here: `name: Type =
+/// default`, with its doc and its serde attributes in [`ComponentSpec`].
+/// Invoked with a callback macro that receives the whole list: this module
+/// declares [`ComponentSpec`] and its `Default` from it, and `config`
+/// declares the stack file's override of every fact (an optional field of
+/// `ComponentConfig`) and applies them. Adding a fact is one entry here (and
+/// its line in `docs/config.md`).
+macro_rules! component_facts {
+    ($callback:ident) => {
+        $callback! {
+            /// Where releases are listed.
+            source: crate::catalog::SourceKind = crate::catalog::SourceKind::Github,
+            /// `owner/name` on GitHub, the project path on GitLab, or the mirror's folder name.
+            repo: String = String::new(),
+            /// API base URL (GitHub Enterprise, GitLab, a local mirror); `None` is the public
+            /// service.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            api_url: Option<String> = None,
+            /// Only tags starting with one of these are releases (empty: every tag).
+            #[serde(default)]
+            tag_prefixes: Vec<String> = Vec::new(),
+            /// The base name upstream gives its assets (`nginx-prometheus-exporter`).
+            artifact: String = String::new(),
+            /// The asset file name template.
+            asset: String = String::new(),
+            /// How the asset is packed.
+            archive: crate::catalog::ArchiveKind = crate::catalog::ArchiveKind::TarGz,
+            /// The archive's single top directory, stripped on extraction (template).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            top_dir: Option<String> = None,
+            /// The binaries it ships; the first is the service's own.
+            binaries: Vec<crate::catalog::BinarySpec> = Vec::new(),
+            /// The checksum file's name template (`sha256sums.txt`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            checksums: Option<String> = None,
+            /// Asset spelling of Go architecture names where upstream differs (`arm` → `armv7`).
+            #[serde(default)]
+            arch_names: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new(),
+            /// The word before the version in `--version` output.
+            version_marker: String = "version".into(),
+            /// The `*_build_info` metric carrying the running version.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            build_info: Option<String> = None,
+            /// Older names of that metric, tried when it is missing.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            build_info_aliases: Vec<String> = Vec::new(),
+            /// The default listen port.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            port: Option<u16> = None,
+            /// The liveness path (`/-/healthy`, `/metrics`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            health_path: Option<String> = None,
+            /// The readiness path (`/-/ready`, `/ready`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ready_path: Option<String> = None,
+            /// The main configuration file.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            config_path: Option<String> = None,
+            /// The configuration check, run with the new release's binaries (argv template).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            config_check: Option<Vec<String>> = None,
+            /// How to reload configuration without a restart.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            reload: Option<crate::catalog::Reload> = None,
+            /// The systemd unit.
+            unit: String = String::new(),
+            /// The phase it belongs to.
+            phase: String = crate::catalog::DEFAULT_PHASES[0].into(),
+            /// LTS lines (`~2.53`, `~3.5`) for `track: lts`.
+            #[serde(default)]
+            lts: Vec<semver::VersionReq> = Vec::new(),
+            /// Seconds a restart may take before health checks give up.
+            health_deadline_secs: u64 = 30,
+            /// Install without any checksum or digest (refused otherwise).
+            #[serde(default)]
+            allow_unverified: bool = false,
+        }
+    };
 }
+pub(crate) use component_facts;
+
+macro_rules! declare_component_spec {
+    ($(
+        $(#[doc = $doc:literal])*
+        $(#[serde($($serde:tt)*)])?
+        $field:ident : $ty:ty = $default:expr,
+    )*) => {
+        /// Everything known about one component. Templates take `{artifact}`,
+        /// `{version}` (no leading `v`), `{os}` and `{arch}`; commands also take
+        /// `{dir}` (the release directory) and `{config}`.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct ComponentSpec {
+            $(
+                $(#[doc = $doc])*
+                $(#[serde($($serde)*)])?
+                pub $field: $ty,
+            )*
+        }
+
+        /// An empty description (no repository, asset or binaries) with the
+        /// defaults of every fact: a base for catalog entries and for
+        /// components the stack file describes completely.
+        impl Default for ComponentSpec {
+            fn default() -> Self {
+                ComponentSpec {
+                    $($field: $default,)*
+                }
+            }
+        }
+    };
+}
+
+component_facts!(declare_component_spec);
 
 /// An operating system and architecture in Go's spelling (`linux`, `amd64`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,9 +281,7 @@ pub const DEFAULT_PHASES: [&str; 4] = ["exporters", "alerting", "prometheus", "l
 
 fn promu(repo: &str, artifact: &str, binaries: &[&str], port: u16, phase: &str) -> ComponentSpec {
     ComponentSpec {
-        source: SourceKind::Github,
         repo: repo.into(),
-        api_url: None,
         tag_prefixes: vec!["v".into()],
         artifact: artifact.into(),
         asset: "{artifact}-{version}.{os}-{arch}.tar.gz".into(),
@@ -256,53 +296,35 @@ fn promu(repo: &str, artifact: &str, binaries: &[&str], port: u16, phase: &str) 
             .collect(),
         checksums: Some("sha256sums.txt".into()),
         arch_names: [("arm".to_string(), "armv7".to_string())].into(),
-        version_marker: "version".into(),
         build_info: Some(format!("{artifact}_build_info")),
-        build_info_aliases: Vec::new(),
         port: Some(port),
         health_path: Some("/metrics".into()),
-        ready_path: None,
-        config_path: None,
-        config_check: None,
-        reload: None,
         unit: format!("{artifact}.service"),
         phase: phase.into(),
-        lts: Vec::new(),
-        health_deadline_secs: 30,
-        allow_unverified: false,
+        ..ComponentSpec::default()
     }
 }
 
 fn grafana(repo: &str, artifact: &str, port: u16, ready: &str, phase: &str) -> ComponentSpec {
     ComponentSpec {
-        source: SourceKind::Github,
         repo: repo.into(),
-        api_url: None,
         tag_prefixes: vec!["v".into()],
         artifact: artifact.into(),
         asset: "{artifact}-{os}-{arch}.zip".into(),
         archive: ArchiveKind::Zip,
-        top_dir: None,
         binaries: vec![BinarySpec {
             name: artifact.into(),
             path: "{artifact}-{os}-{arch}".into(),
         }],
         checksums: Some("SHA256SUMS".into()),
-        arch_names: BTreeMap::new(),
-        version_marker: "version".into(),
         build_info: Some(format!("{artifact}_build_info")),
-        build_info_aliases: Vec::new(),
         port: Some(port),
         health_path: Some("/metrics".into()),
         ready_path: Some(ready.into()),
-        config_path: None,
-        config_check: None,
-        reload: None,
         unit: format!("{artifact}.service"),
         phase: phase.into(),
-        lts: Vec::new(),
         health_deadline_secs: 60,
-        allow_unverified: false,
+        ..ComponentSpec::default()
     }
 }
 
@@ -373,35 +395,25 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
     c.insert(
         "nginx_exporter".into(),
         ComponentSpec {
-            source: SourceKind::Github,
             repo: "nginx/nginx-prometheus-exporter".into(),
-            api_url: None,
             tag_prefixes: vec!["v".into()],
             artifact: "nginx-prometheus-exporter".into(),
             asset: "{artifact}_{version}_{os}_{arch}.tar.gz".into(),
             archive: ArchiveKind::TarGz,
-            top_dir: None,
             binaries: vec![BinarySpec {
                 name: "nginx-prometheus-exporter".into(),
                 path: "nginx-prometheus-exporter".into(),
             }],
             checksums: Some("{artifact}_{version}_checksums.txt".into()),
             arch_names: [("arm".to_string(), "armv7".to_string())].into(),
-            version_marker: "version".into(),
             build_info: Some("nginx_exporter_build_info".into()),
             // 0.x called it nginxexporter_build_info.
             build_info_aliases: vec!["nginxexporter_build_info".into()],
             port: Some(9113),
             health_path: Some("/metrics".into()),
-            ready_path: None,
-            config_path: None,
-            config_check: None,
-            reload: None,
             unit: "nginx_exporter.service".into(),
             phase: "exporters".into(),
-            lts: Vec::new(),
-            health_deadline_secs: 30,
-            allow_unverified: false,
+            ..ComponentSpec::default()
         },
     );
 

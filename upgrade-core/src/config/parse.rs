@@ -1,0 +1,126 @@
+//! Parsing YAML or TOML into the schema, with the file, line, column and key
+//! path of every error.
+
+use std::fmt;
+use std::path::Path;
+
+use super::error::Error;
+use super::file::StackFile;
+
+/// The stack file's syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML.
+    Yaml,
+    /// TOML.
+    Toml,
+}
+
+impl Format {
+    /// By extension: `.yaml`/`.yml` or `.toml`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Yaml => "yaml",
+            Format::Toml => "toml",
+        })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |p| before.len() - p - 1)
+        + 1;
+    (line, column)
+}
+
+fn key_prefix(path: &serde_path_to_error::Path) -> String {
+    let p = path.to_string();
+    if p == "." || p.is_empty() {
+        String::new()
+    } else {
+        format!("{p}: ")
+    }
+}
+
+impl StackFile {
+    /// Parses stack-file text; `file` names it in errors.
+    pub fn parse(text: &str, format: Format, file: &str) -> Result<StackFile, Error> {
+        match format {
+            Format::Yaml => {
+                if text.trim().is_empty() {
+                    return Ok(StackFile {
+                        builtin_rules: true,
+                        ..StackFile::default()
+                    });
+                }
+                let de = yaml_serde::Deserializer::from_str(text);
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = key_prefix(e.path());
+                    let inner = e.inner();
+                    let (line, column) =
+                        inner.location().map_or((0, 0), |l| (l.line(), l.column()));
+                    let mut message = inner.to_string();
+                    // The YAML error repeats the path and position; keep what is new.
+                    if let Some(pos) = message.find(" at line ") {
+                        message.truncate(pos);
+                    }
+                    // The YAML error may start with the path again (or a parent of it).
+                    let path = key.trim_end_matches(": ");
+                    if let Some((head, rest)) = message.split_once(": ")
+                        && !head.contains(' ')
+                        && path.starts_with(head)
+                    {
+                        message = rest.to_owned();
+                    }
+                    Error::Syntax {
+                        file: file.to_owned(),
+                        line,
+                        column,
+                        key,
+                        message,
+                    }
+                })
+            }
+            Format::Toml => {
+                let syntax = |e: toml::de::Error| {
+                    let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+                    (line, column, e.message().to_owned())
+                };
+                let de = toml::Deserializer::parse(text).map_err(|e| {
+                    let (line, column, message) = syntax(e);
+                    Error::Syntax {
+                        file: file.to_owned(),
+                        line,
+                        column,
+                        key: String::new(),
+                        message,
+                    }
+                })?;
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = key_prefix(e.path());
+                    let (line, column, message) = syntax(e.into_inner());
+                    Error::Syntax {
+                        file: file.to_owned(),
+                        line,
+                        column,
+                        key,
+                        message,
+                    }
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Resolution and validation: the schema, the catalog and an environment
+//! become a [`Stack`]; every inconsistency is refused with its key path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::error::Error;
+use super::file::{ComponentConfig, OnFailure, PhaseSpec, StackFile};
+use super::merge::merge_spec;
+use super::model::{Component, Stack};
+use super::parse::Format;
+use crate::catalog;
+use crate::policy::Policy;
+use crate::rules::Rules;
+
+impl StackFile {
+    /// Resolves the file for an environment (`None`: the file's own
+    /// `environment`, if any) against the built-in catalog.
+    pub fn resolve(&self, environment: Option<&str>, file: &str) -> Result<Stack, Error> {
+        let invalid = |key: String, message: String| Error::Invalid {
+            file: file.to_owned(),
+            key,
+            message,
+        };
+        let catalog = catalog::builtin();
+
+        // Environment.
+        let environment = environment
+            .map(str::to_owned)
+            .or_else(|| self.environment.clone());
+        let env_cfg = match &environment {
+            None => None,
+            Some(e) => match self.environments.get(e) {
+                Some(cfg) => Some(cfg),
+                None => {
+                    let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                    return Err(invalid(
+                        "environment".into(),
+                        format!(
+                            "unknown environment `{e}`; {}",
+                            if known.is_empty() {
+                                "this stack file defines none under `environments`".to_owned()
+                            } else {
+                                format!("defined: {}", known.join(", "))
+                            }
+                        ),
+                    ));
+                }
+            },
+        };
+
+        // Phases.
+        let phases: Vec<PhaseSpec> = self.phases.clone().unwrap_or_else(|| {
+            catalog::DEFAULT_PHASES
+                .iter()
+                .map(|n| PhaseSpec {
+                    name: (*n).into(),
+                    on_failure: OnFailure::Stop,
+                    atomic: false,
+                })
+                .collect()
+        });
+        let mut seen = BTreeSet::new();
+        for (i, p) in phases.iter().enumerate() {
+            if p.name.is_empty() {
+                return Err(invalid(
+                    format!("phases[{i}].name"),
+                    "a phase needs a name".into(),
+                ));
+            }
+            if !seen.insert(p.name.as_str()) {
+                return Err(invalid(
+                    format!("phases[{i}].name"),
+                    format!("phase `{}` is listed twice", p.name),
+                ));
+            }
+        }
+        let phase_index: BTreeMap<&str, usize> = phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.as_str(), i))
+            .collect();
+
+        // Components: every catalog entry when the file names none.
+        let configs: BTreeMap<String, ComponentConfig> = if self.components.is_empty() {
+            catalog
+                .keys()
+                .map(|k| (k.clone(), ComponentConfig::default()))
+                .collect()
+        } else {
+            self.components.clone()
+        };
+        let mut components = BTreeMap::new();
+        for (name, cfg) in &configs {
+            let key = format!("components.{name}");
+            let spec = merge_spec(catalog.get(name), cfg).map_err(|m| invalid(key.clone(), m))?;
+            let mut policy = Policy::default();
+            self.defaults.apply_to(&mut policy);
+            if let Some(env) = env_cfg {
+                env.defaults.apply_to(&mut policy);
+            }
+            cfg.policy_override().apply_to(&mut policy);
+            if let Some(o) = env_cfg.and_then(|e| e.components.get(name)) {
+                o.apply_to(&mut policy);
+            }
+            let phase = cfg.phase.clone().unwrap_or_else(|| spec.phase.clone());
+            if !phase_index.contains_key(phase.as_str()) {
+                let known: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+                return Err(invalid(
+                    format!("{key}.phase"),
+                    format!("unknown phase `{phase}`; phases: {}", known.join(", ")),
+                ));
+            }
+            for (version, digest) in &cfg.sha256 {
+                crate::version::Version::parse(version)
+                    .map_err(|e| invalid(format!("{key}.sha256"), e.to_string()))?;
+                if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        format!("{key}.sha256.{version}"),
+                        "a SHA-256 digest is 64 hex digits".into(),
+                    ));
+                }
+            }
+            components.insert(
+                name.clone(),
+                Component {
+                    name: name.clone(),
+                    spec,
+                    policy,
+                    phase,
+                    depends_on: cfg.depends_on.clone(),
+                    sha256: cfg.sha256.clone(),
+                    auto_approve: cfg.auto_approve.unwrap_or(self.maintenance.auto_approve),
+                },
+            );
+        }
+
+        for (env_name, env) in &self.environments {
+            for name in env.components.keys() {
+                if !components.contains_key(name) {
+                    return Err(invalid(
+                        format!("environments.{env_name}.components.{name}"),
+                        format!(
+                            "unknown component `{name}`; components in this stack: {}",
+                            names(&components)
+                        ),
+                    ));
+                }
+            }
+        }
+
+        // Dependencies: known, not in a later phase, no cycles.
+        for c in components.values() {
+            for (i, dep) in c.depends_on.iter().enumerate() {
+                let key = format!("components.{}.depends_on[{i}]", c.name);
+                let Some(d) = components.get(dep) else {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "unknown component `{dep}`; components in this stack: {}",
+                            names(&components)
+                        ),
+                    ));
+                };
+                if phase_index[d.phase.as_str()] > phase_index[c.phase.as_str()] {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "`{dep}` is in phase `{}`, after `{}`'s phase `{}`; move one of them \
+                                or reorder `phases`",
+                            d.phase, c.name, c.phase
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(&components) {
+            return Err(invalid(
+                "components".into(),
+                format!(
+                    "dependency cycle: {}; remove one of these `depends_on` entries",
+                    cycle.join(" → ")
+                ),
+            ));
+        }
+
+        // Rules.
+        for (key, name) in self.rules.named_components() {
+            if !components.contains_key(name) && !catalog.contains_key(name) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "unknown component `{name}`; components in this stack: {}",
+                        names(&components)
+                    ),
+                ));
+            }
+        }
+        let mut rules = if self.builtin_rules {
+            catalog::builtin_rules()
+        } else {
+            Rules::default()
+        };
+        rules.extend(self.rules.clone());
+
+        for (i, u) in self.notifications.webhooks.iter().enumerate() {
+            if !(u.url.starts_with("https://") || u.url.starts_with("http://")) {
+                return Err(invalid(
+                    format!("notifications.webhooks[{i}].url"),
+                    format!("`{}` is not an http(s) URL", u.url),
+                ));
+            }
+        }
+        for (i, c) in self.notifications.commands.iter().enumerate() {
+            if c.is_empty() {
+                return Err(invalid(
+                    format!("notifications.commands[{i}]"),
+                    "an empty command; \
+                    write it as a list: [\"/usr/local/bin/notify\", \"--quiet\"]"
+                        .into(),
+                ));
+            }
+        }
+        Ok(Stack {
+            source: None,
+            environment,
+            phases,
+            components,
+            rules,
+            maintenance: self.maintenance.clone(),
+            notifications: self.notifications.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+fn names(components: &BTreeMap<String, Component>) -> String {
+    components
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first dependency cycle found, as a closed path (`a → b → a`).
+fn find_cycle(components: &BTreeMap<String, Component>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit<'a>(
+        n: &'a str,
+        comps: &'a BTreeMap<String, Component>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        marks.insert(n, Mark::Active);
+        stack.push(n);
+        for d in &comps[n].depends_on {
+            match marks.get(d.as_str()).copied().unwrap_or(Mark::New) {
+                Mark::Active => {
+                    let start = stack.iter().position(|s| *s == d.as_str()).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        stack[start..].iter().map(|s| (*s).to_owned()).collect();
+                    cycle.push(d.clone());
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(c) = visit(d, comps, marks, stack) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks.insert(n, Mark::Done);
+        None
+    }
+    let mut marks = BTreeMap::new();
+    for n in components.keys() {
+        if marks.get(n.as_str()).copied().unwrap_or(Mark::New) == Mark::New
+            && let Some(c) = visit(n, components, &mut marks, &mut Vec::new())
+        {
+            return Some(c);
+        }
+    }
+    None
+}
+
+impl Stack {
+    /// Resolves the text of the stack file at `path` (read by the caller:
+    /// this crate does no I/O) for `environment`; YAML or TOML by extension.
+    pub fn from_file(path: &Path, text: &str, environment: Option<&str>) -> Result<Stack, Error> {
+        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
+            path: path.to_owned(),
+        })?;
+        let file = path.display().to_string();
+        let mut stack = StackFile::parse(text, format, &file)?.resolve(environment, &file)?;
+        stack.source = Some(path.to_owned());
+        Ok(stack)
+    }
+
+    /// Parses and resolves stack-file text.
+    pub fn from_text(
+        text: &str,
+        format: Format,
+        file: &str,
+        environment: Option<&str>,
+    ) -> Result<Stack, Error> {
+        StackFile::parse(text, format, file)?.resolve(environment, file)
+    }
+
+    /// The built-in catalog with default policies: the zero-config stack.
+    pub fn builtin() -> Stack {
+        StackFile {
+            builtin_rules: true,
+            ..StackFile::default()
+        }
+        .resolve(None, "<built-in>")
+        .expect("the built-in catalog resolves")
+    }
+}
