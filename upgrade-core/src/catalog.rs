@@ -106,7 +106,7 @@ macro_rules! component_facts {
             checksums: Option<String> = None,
             /// Asset spelling of Go architecture names where upstream differs (`arm` → `armv7`).
             #[serde(default)]
-            arch_names: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new(),
+            arch_names: std::collections::BTreeMap<String, String> = Default::default(),
             /// The word before the version in `--version` output.
             version_marker: String = "version".into(),
             /// The `*_build_info` metric carrying the running version.
