@@ -2,6 +2,7 @@
 //! directory: discovery, caching, rate limits, faults, verification, hostile
 //! archives, the store.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -742,4 +743,85 @@ fn token_is_sent_but_never_logged_or_shown() {
     let logs = CAPTURE.0.lock().unwrap().join("\n");
     assert!(!logs.is_empty(), "logs were captured");
     assert!(!logs.contains(SECRET), "{logs}");
+}
+
+/// A raw (unarchived) asset is moved into the store by one rename: the
+/// binary is the downloaded file itself (same inode), not a copy read again;
+/// with the cache on another file system it is copied instead, and both run.
+#[test]
+fn a_raw_asset_is_renamed_into_the_store_not_copied() {
+    let server = ReleaseServer::start();
+    let bin = fake_binary("rawexp", "2.0.0");
+    let name = "rawexp-2.0.0-linux-amd64";
+    let sums = checksums(&[(name, &bin)]);
+    server.state().github.insert(
+        "acme/rawexp".into(),
+        vec![FakeRelease::new(
+            "v2.0.0",
+            "2026-01-01T00:00:00Z",
+            vec![
+                asset(name, bin.clone(), false),
+                asset("SHA256SUMS", sums, false),
+            ],
+        )],
+    );
+    let yaml = format!(
+        "components:\n  rawexp:\n    api_url: '{}'\n    repo: acme/rawexp\n    \
+         asset: 'rawexp-{{version}}-{{os}}-{{arch}}'\n    archive: raw\n    \
+         checksums: SHA256SUMS\n    binaries: [{{name: rawexp, path: rawexp}}]\n",
+        server.url()
+    );
+    let stack = Stack::from_text(&yaml, Format::Yaml, "t.yaml", None).unwrap();
+    let comp = &stack.components["rawexp"];
+    let root = tempfile::tempdir().unwrap();
+    let client = ApiClient::new(
+        fast_http(None),
+        root.path().join("api"),
+        Duration::ZERO,
+        false,
+    );
+    let release = Sources::new(client, &server.url(), &server.url(), None)
+        .releases(comp)
+        .unwrap()
+        .remove(0);
+    // The cache on the store's file system, then on another one (/dev/shm).
+    let other_fs = tempfile::tempdir_in("/dev/shm").ok();
+    let caches = [Some(root.path().join("cache")), other_fs.map(|d| d.keep())];
+    for (i, cache) in caches.into_iter().flatten().enumerate() {
+        let store = Store::new(
+            root.path().join(format!("store{i}")),
+            &cache,
+            fast_http(None),
+            Platform::new("linux", "amd64"),
+        );
+        let part = cache.join("downloads/rawexp-2.0.0-rawexp-2.0.0-linux-amd64.part");
+        let mut inode = None;
+        let staged = store
+            .stage(comp, &release, &mut |_, _| {
+                inode = std::fs::metadata(&part).ok().map(|m| m.ino());
+            })
+            .unwrap();
+        let binary = staged.dir.join("rawexp");
+        let out = std::process::Command::new(&binary)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("version 2.0.0"));
+        assert_eq!(
+            std::fs::metadata(&binary).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert!(!part.exists(), "the download is gone from the cache");
+        let same_fs = i == 0;
+        assert_eq!(
+            inode == Some(std::fs::metadata(&binary).unwrap().ino()),
+            same_fs,
+            "renamed on the same file system, copied across (cache {})",
+            cache.display()
+        );
+        assert!(store.staged("rawexp", &v("2.0.0")).unwrap().is_some());
+        if !same_fs {
+            std::fs::remove_dir_all(&cache).ok();
+        }
+    }
 }
