@@ -13,13 +13,14 @@ use upgrade_core::config::{Component, ENVIRONMENT_VAR, Stack};
 use upgrade_core::engine::Scope;
 use upgrade_core::layout::Layout;
 use upgrade_core::planner::{self, Plan, PlanInput, Release};
-use upgrade_core::ports::{Inspector, Notifier, ReleaseSource, ServiceControl};
+use upgrade_core::ports::{HealthProbe, Inspector, Notifier, ReleaseSource, ServiceControl};
 use upgrade_core::version::Version;
 use upgrade_fetch::api::ApiClient;
 use upgrade_fetch::http::{Http, HttpOptions, Token};
 use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
 use upgrade_fetch::store::Store;
 use upgrade_state::{HolderInfo, LockGuard, Paths};
+use upgrade_systemd::health::CatalogHealth;
 use upgrade_systemd::host::{FileBackup, LocalInspector};
 use upgrade_systemd::supervisor::{Supervisor, default_dir};
 use upgrade_systemd::systemctl::Systemd;
@@ -92,6 +93,8 @@ pub struct Host {
     opts: HostOptions,
     layout: Layout,
     stack: Stack,
+    releases: Option<Arc<dyn ReleaseSource>>,
+    health: Option<Arc<dyn HealthProbe>>,
 }
 
 /// What is installed and what upstream has, with per-component errors.
@@ -173,11 +176,7 @@ impl Host {
                 s
             }
         };
-        Ok(Host {
-            opts,
-            layout,
-            stack,
-        })
+        Ok(Host::with_stack(opts, stack))
     }
 
     /// A host with a stack already resolved (embedders that build their own).
@@ -187,7 +186,33 @@ impl Host {
             opts,
             layout,
             stack,
+            releases: None,
+            health: None,
         }
+    }
+
+    /// Lists releases through `source` instead of GitHub, GitLab and mirrors
+    /// (an internal artifact server, a pinned set). Staging downloads the
+    /// assets it names and verifies them by the same ladder.
+    #[must_use]
+    pub fn with_release_source(mut self, source: Arc<dyn ReleaseSource>) -> Host {
+        self.releases = Some(source);
+        self
+    }
+
+    /// Decides health after a restart with `probe` instead of the catalog's
+    /// probes (wrap [`CatalogHealth`] to add checks to them).
+    #[must_use]
+    pub fn with_health_probe(mut self, probe: Arc<dyn HealthProbe>) -> Host {
+        self.health = Some(probe);
+        self
+    }
+
+    /// The health probe: the embedder's, or the catalog's probes on 127.0.0.1.
+    pub fn health(&self) -> Arc<dyn HealthProbe> {
+        self.health
+            .clone()
+            .unwrap_or_else(|| Arc::new(CatalogHealth::new(self.services(), "127.0.0.1")))
     }
 
     /// The options it was opened with.
@@ -359,6 +384,10 @@ impl Host {
     /// others are still detected); only installed components are listed.
     pub fn resolve(&self) -> Resolution {
         let sources = self.sources();
+        let list = |c: &Component| match &self.releases {
+            Some(custom) => custom.releases(c),
+            None => sources.releases(c),
+        };
         let inspector = self.inspector();
         let comps: Vec<&Component> = self.stack.components.values().collect();
         let workers = self.opts.detect_concurrency.max(self.opts.list_concurrency);
@@ -367,7 +396,7 @@ impl Host {
         let results = parallel(&comps, workers, |c| {
             let installed = inspector.installed(c);
             let releases = match &installed {
-                Ok(Some(_)) => Some(slots.run(|| sources.releases(c))),
+                Ok(Some(_)) => Some(slots.run(|| list(c))),
                 _ => None,
             };
             (installed, releases)
@@ -386,7 +415,7 @@ impl Host {
                 None => {}
             }
         }
-        if let Some(left) = sources.client().rate_limit().remaining {
+        if let (None, Some(left)) = (&self.releases, sources.client().rate_limit().remaining) {
             log::info!("API requests left this hour: {left}");
         }
         if res.errors.is_empty() {

@@ -4,7 +4,6 @@ use upgrade_core::engine::{self, Mode, Options, Ports};
 use upgrade_core::journal::{HistoryRecord, RunRecord};
 use upgrade_core::ports::{Journal, PortError, RunLock};
 use upgrade_state::{FileJournal, SystemClock};
-use upgrade_systemd::health::CatalogHealth;
 
 use super::Ui;
 use crate::Error;
@@ -108,7 +107,7 @@ pub(super) fn with_ports<T>(
     let mut journal = HostJournal::open(host)?;
     let store = host.store();
     let services = host.services();
-    let health = CatalogHealth::new(services.clone(), "127.0.0.1");
+    let health = host.health();
     let inspector = host.inspector();
     let backup = host.backup();
     let notifier = host.notifier();
@@ -118,7 +117,7 @@ pub(super) fn with_ports<T>(
         journal: &mut journal,
         store: &store,
         services: services.as_ref(),
-        health: &health,
+        health: health.as_ref(),
         inspector: &inspector,
         backup: &backup,
         notifier: notifier.as_ref(),
