@@ -75,6 +75,8 @@ pub struct Faults {
     pub redirect: bool,
     /// Put this text in 500 bodies, with `{auth}` replaced by the request's Authorization header.
     pub echo_auth_in_errors: bool,
+    /// Answer every API request this late (a distant API, for benchmarks).
+    pub api_delay: Option<std::time::Duration>,
 }
 
 /// One request as the server saw it.
@@ -277,6 +279,11 @@ fn handle(
         None
     };
     if let Some((repo, gitlab)) = api {
+        if let Some(delay) = st.faults.api_delay {
+            drop(st);
+            std::thread::sleep(delay);
+            st = state.lock().expect("state");
+        }
         if st.faults.api_500 > 0 {
             st.faults.api_500 -= 1;
             record(&mut st, 500);

@@ -786,7 +786,10 @@ fn a_raw_asset_is_renamed_into_the_store_not_copied() {
         .remove(0);
     // The cache on the store's file system, then on another one (/dev/shm).
     let other_fs = tempfile::tempdir_in("/dev/shm").ok();
-    let caches = [Some(root.path().join("cache")), other_fs.map(tempfile::TempDir::keep)];
+    let caches = [
+        Some(root.path().join("cache")),
+        other_fs.map(tempfile::TempDir::keep),
+    ];
     for (i, cache) in caches.into_iter().flatten().enumerate() {
         let store = Store::new(
             root.path().join(format!("store{i}")),

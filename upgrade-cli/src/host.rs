@@ -64,7 +64,8 @@ pub struct HostOptions {
     pub unit_dir: Option<PathBuf>,
     /// Default mirror directory for components with `source: mirror`.
     pub mirror: Option<PathBuf>,
-    /// Release listings in flight at once.
+    /// Release listings in flight at once (16: two rounds for a 30-component
+    /// stack, far below the API's limit on concurrent requests).
     pub list_concurrency: usize,
     /// `--version` runs in flight at once.
     pub detect_concurrency: usize,
@@ -82,7 +83,7 @@ impl Default for HostOptions {
             github_api: None,
             unit_dir: None,
             mirror: None,
-            list_concurrency: 8,
+            list_concurrency: 16,
             detect_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
         }
     }

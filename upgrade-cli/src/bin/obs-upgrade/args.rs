@@ -95,6 +95,15 @@ pub struct Global {
     /// Default mirror directory for components with `source: mirror`
     #[arg(long, global = true, env = "OBS_UPGRADE_MIRROR")]
     pub mirror: Option<PathBuf>,
+    /// Release listings in flight at once (API requests; default 16)
+    #[arg(
+        long,
+        global = true,
+        env = "OBS_UPGRADE_LIST_CONCURRENCY",
+        value_parser = clap::value_parser!(u16).range(1..=64),
+        hide_short_help = true
+    )]
+    pub list_concurrency: Option<u16>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -29,6 +29,9 @@ pub fn host_options(g: &Global) -> HostOptions {
         github_api: g.github_api.clone(),
         unit_dir: g.unit_dir.clone(),
         mirror: g.mirror.clone(),
+        list_concurrency: g
+            .list_concurrency
+            .map_or(HostOptions::default().list_concurrency, usize::from),
         ..HostOptions::default()
     }
 }
