@@ -11,8 +11,8 @@
 //!   released as a raw asset 1.1.0 by SOURCE: `mirror` (DIR/mirror) or the
 //!   URL of `serve-api` (for `scripts/bench-ops`).
 //! - `obs-sandbox serve-api N DELAY_MS RAW_MIB`: a loopback GitHub-shaped API
-//!   for `bench/c0000…` answering each API request after DELAY_MS, each
-//!   release a RAW_MIB raw asset and its SHA256SUMS; prints its URL and the
+//!   for `bench/c0000…` answering each API request after `DELAY_MS`, each
+//!   release a `RAW_MIB` raw asset and its `SHA256SUMS`; prints its URL and the
 //!   first asset's URL, then serves until killed.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -151,7 +151,7 @@ fn serve_api(n: usize, delay_ms: u64, raw_mib: usize) -> std::io::Result<()> {
     let server = ReleaseServer::start();
     let mut data = vec![0u8; raw_mib * 1024 * 1024];
     for (i, b) in data.iter_mut().enumerate() {
-        *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+        *b = ((i.wrapping_mul(2_654_435_761) >> 13) & 0xff).to_le_bytes()[0];
     }
     let data = Arc::new(data);
     let digest = hex::encode(Sha256::digest(data.as_slice()));

@@ -5,6 +5,7 @@ mod args;
 mod cmd;
 mod exit;
 mod render;
+mod terminal;
 
 fn main() -> std::process::ExitCode {
     exit::run()

@@ -128,3 +128,22 @@ pub fn run_report(g: &crate::args::Global, report: &RunReport) -> anyhow::Result
     }
     Ok(code)
 }
+
+/// The store per component: current, last known-good, versions kept.
+pub fn versions(rows: &[upgrade_cli::ops::VersionsRow]) {
+    let mut t = Table::new(&["COMPONENT", "CURRENT", "LAST GOOD", "IN THE STORE"]);
+    for r in rows {
+        let dash = || "-".to_owned();
+        t.row(vec![
+            r.name.clone(),
+            r.current.clone().unwrap_or_else(dash),
+            r.last_good.clone().unwrap_or_else(dash),
+            if r.versions.is_empty() {
+                "(not managed yet)".into()
+            } else {
+                r.versions.join(", ")
+            },
+        ]);
+    }
+    t.print();
+}

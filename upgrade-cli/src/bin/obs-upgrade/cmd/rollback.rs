@@ -5,10 +5,10 @@ use upgrade_cli::host::Host;
 use upgrade_cli::ops::{self, PruneOptions, RollbackTarget};
 use upgrade_core::version::Version;
 
-use super::status::print_versions;
 use crate::args::Global;
 use crate::exit;
 use crate::render::{self, Table};
+use crate::terminal::Terminal;
 
 pub struct RollbackArgs {
     pub component: Option<String>,
@@ -24,7 +24,7 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
         if g.json {
             render::json("rollback-list", &list)?;
         } else {
-            print_versions(&list.components);
+            render::versions(&list.components);
             if !list.runs.is_empty() {
                 println!();
                 let mut t = Table::new(&["RUN", "FINISHED", "UPGRADED"]);
@@ -43,7 +43,8 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
     let target = match (&a.component, &a.to, &a.run, a.previous) {
         (Some(c), Some(v), None, _) => RollbackTarget::ComponentTo {
             component: c.clone(),
-            version: Version::parse(v)?,
+            version: Version::parse(v)
+                .map_err(|e| upgrade_cli::Error::Usage(format!("--to {v}: {e}")))?,
         },
         (Some(c), None, None, true) => RollbackTarget::ComponentPrevious {
             component: c.clone(),
@@ -55,7 +56,7 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
              | --run RUN_ID | --previous | --list"
         ),
     };
-    let report = ops::rollback(host, &target, &super::apply::Terminal::new(g, true))?;
+    let report = ops::rollback(host, &target, &Terminal::new(g, true))?;
     render::run_report(g, &report)
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use upgrade_cli::host::Host;
-use upgrade_cli::ops::{self, HistoryOptions, VersionsRow};
+use upgrade_cli::ops::{self, HistoryOptions};
 use upgrade_core::journal::{ComponentStatus, HistoryRecord};
 
 use crate::args::Global;
@@ -198,30 +198,12 @@ pub fn history(
     Ok(exit::OK)
 }
 
-pub fn print_versions(rows: &[VersionsRow]) {
-    let mut t = Table::new(&["COMPONENT", "CURRENT", "LAST GOOD", "IN THE STORE"]);
-    for r in rows {
-        let dash = || "-".to_owned();
-        t.row(vec![
-            r.name.clone(),
-            r.current.clone().unwrap_or_else(dash),
-            r.last_good.clone().unwrap_or_else(dash),
-            if r.versions.is_empty() {
-                "(not managed yet)".into()
-            } else {
-                r.versions.join(", ")
-            },
-        ]);
-    }
-    t.print();
-}
-
 pub fn versions(g: &Global, host: &Host) -> Result<u8> {
     let rows = ops::versions(host)?;
     if g.json {
         render::json("versions", &serde_json::json!({ "components": rows }))?;
     } else {
-        print_versions(&rows);
+        render::versions(&rows);
     }
     Ok(exit::OK)
 }
