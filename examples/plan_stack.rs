@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         installed: &scenario.installed,
         available: &available,
         now: scenario.now,
+        holds: &upgrade_core::holds::Holds::default(),
     });
 
     println!(

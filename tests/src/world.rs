@@ -201,6 +201,7 @@ impl Sandbox {
             installed: &installed,
             available: releases,
             now: jiff::Timestamp::now(),
+            holds: &upgrade_core::holds::Holds::default(),
         })
     }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 use upgrade_core::catalog::Platform;
 use upgrade_core::config::{Component, ENVIRONMENT_VAR, Stack};
 use upgrade_core::engine::Scope;
+use upgrade_core::holds::{Holds, failures_in};
+use upgrade_core::journal::RunRecord;
 use upgrade_core::layout::Layout;
 use upgrade_core::planner::{self, Plan, PlanInput, Release};
 use upgrade_core::ports::{HealthProbe, Inspector, Notifier, ReleaseSource, ServiceControl};
@@ -19,7 +21,7 @@ use upgrade_fetch::api::ApiClient;
 use upgrade_fetch::http::{Http, HttpOptions, Token};
 use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
 use upgrade_fetch::store::Store;
-use upgrade_state::{HolderInfo, LockGuard, Paths};
+use upgrade_state::{HoldStore, HolderInfo, LockGuard, Paths, StateStore};
 use upgrade_systemd::health::CatalogHealth;
 use upgrade_systemd::host::{FileBackup, LocalInspector};
 use upgrade_systemd::supervisor::{Supervisor, default_dir};
@@ -435,9 +437,42 @@ impl Host {
         }
     }
 
-    /// The plan for the installed and available versions. Components whose
-    /// releases could not be listed are left out and reported with their error.
-    pub fn plan(&self, res: &Resolution) -> Plan {
+    /// The plan for the installed and available versions, with the
+    /// host's memory: releases that failed here are never planned, held
+    /// components never moved. Components whose releases could not be
+    /// listed are left out and reported with their error.
+    pub fn plan(&self, res: &Resolution) -> Result<Plan, Error> {
+        Ok(self.plan_with(res, &self.holds()?))
+    }
+
+    /// The last run's record, when the state file reads cleanly (a damaged
+    /// one is reported by the commands that need it).
+    pub fn last_run(&self) -> Option<RunRecord> {
+        StateStore::open(&self.paths().state_dir)
+            .ok()?
+            .load()
+            .ok()
+            .flatten()
+    }
+
+    /// What the host remembers: failed releases and holds from
+    /// `holds.json`, with the last run's failures merged in (until they are
+    /// recorded there).
+    pub fn holds(&self) -> Result<Holds, Error> {
+        let mut h = HoldStore::open(&self.paths().state_dir)?.load()?;
+        if let Some(run) = self.last_run()
+            && h.recorded_run.as_deref() != Some(run.id.as_str())
+        {
+            for (name, bad) in failures_in(&run) {
+                h.mark_bad(&name, bad);
+            }
+        }
+        Ok(h)
+    }
+
+    /// [`Host::plan`] with the memory given (an interactive `apply` told to
+    /// ignore holds passes one without them).
+    pub fn plan_with(&self, res: &Resolution, holds: &Holds) -> Plan {
         let mut installed = res.installed.clone();
         for name in res.errors.keys() {
             installed.remove(name);
@@ -447,6 +482,7 @@ impl Host {
             installed: &installed,
             available: &res.available,
             now: jiff::Timestamp::now(),
+            holds,
         })
     }
 }

@@ -51,6 +51,9 @@ pub enum Error {
     /// The state file is damaged or too new.
     #[error(transparent)]
     State(#[from] upgrade_state::state::Error),
+    /// The memory of failed releases and holds cannot be read or written.
+    #[error(transparent)]
+    Holds(#[from] upgrade_state::holds::Error),
     /// The history log cannot be read or written.
     #[error(transparent)]
     History(#[from] upgrade_state::history::Error),

@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
                 installed: &installed,
                 available: &available,
                 now,
+                holds: &upgrade_core::holds::Holds::default(),
             }))
         });
     });

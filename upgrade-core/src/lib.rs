@@ -36,6 +36,7 @@
 //!     installed: &installed,
 //!     available: &available,
 //!     now: jiff::Timestamp::UNIX_EPOCH,
+//!     holds: &upgrade_core::holds::Holds::default(),
 //! });
 //! let step = p.steps().next().unwrap();
 //! assert_eq!(step.to.to_string(), "1.9.1");
@@ -53,6 +54,7 @@
 pub mod catalog;
 pub mod config;
 pub mod engine;
+pub mod holds;
 pub mod journal;
 pub mod layout;
 pub mod planner;

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Component, OnFailure, Stack};
+use crate::holds::{BadRelease, Holds};
 use crate::policy::{Allow, Track};
 use crate::rules::req_matches;
 use crate::version::{ChangeKind, Version};
@@ -100,6 +101,13 @@ pub enum SkipReason {
         /// The pin.
         version: Version,
     },
+    /// Held at a version (a manual rollback, or by hand) until released.
+    Held {
+        /// The version it is held at.
+        version: Version,
+        /// Why, and since when.
+        reason: String,
+    },
 }
 
 /// Why a component that has updates cannot get one.
@@ -129,6 +137,15 @@ pub enum BlockReason {
     NoMatch {
         /// What it tracks.
         track: String,
+    },
+    /// Every newer release failed verification on this host.
+    FailedHere {
+        /// The highest failed one.
+        version: Version,
+        /// The run it failed in.
+        run_id: String,
+        /// Why it failed.
+        reason: String,
     },
     /// A stepping stone is required but no release is in its range.
     SteppingStoneMissing {
@@ -216,6 +233,8 @@ pub struct PlanInput<'a> {
     pub available: &'a BTreeMap<String, Vec<Release>>,
     /// The time "now" is, for `min_release_age`.
     pub now: Timestamp,
+    /// Releases that failed here (never planned) and holds (never moved).
+    pub holds: &'a Holds,
 }
 
 /// One component's outcome before the cross-component checks.
@@ -248,11 +267,21 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     }
 
     for (name, comp) in &stack.components {
-        let outcome = match input.installed.get(name) {
-            None => Outcome::Skipped(SkipReason::NotInstalled),
-            Some(installed) => {
+        let bad = input.holds.bad.get(name).map_or(&[][..], Vec::as_slice);
+        let outcome = match (input.installed.get(name), input.holds.hold(name)) {
+            (None, _) => Outcome::Skipped(SkipReason::NotInstalled),
+            (Some(_), Some(hold)) => Outcome::Skipped(SkipReason::Held {
+                version: hold.version.clone(),
+                reason: format!(
+                    "{} (since {}, by {})",
+                    hold.reason,
+                    hold.at.round(jiff::Unit::Second).unwrap_or(hold.at),
+                    hold.by
+                ),
+            }),
+            (Some(installed), None) => {
                 let releases = input.available.get(name).map_or(&[][..], Vec::as_slice);
-                plan_component(comp, installed, releases, input.now, stack)
+                plan_component(comp, installed, releases, bad, input.now, stack)
             }
         };
         outcomes.insert(name.as_str(), outcome);
@@ -305,6 +334,18 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     plan
 }
 
+/// A note on a release held back because it failed here.
+pub fn failed_note(f: &BadRelease) -> String {
+    format!(
+        "{} failed verification here in run {} ({}): {}; held back until \
+         `obs-upgrade quarantine clear`",
+        f.version,
+        f.run_id,
+        f.at.round(jiff::Unit::Second).unwrap_or(f.at),
+        f.reason
+    )
+}
+
 /// Kahn's algorithm over `depends_on` restricted to `members`, ties by name.
 fn topo_order<'a>(stack: &'a Stack, members: &BTreeSet<&'a str>) -> Vec<&'a str> {
     let mut indegree: BTreeMap<&str, usize> = members.iter().map(|m| (*m, 0)).collect();
@@ -355,11 +396,13 @@ fn plan_component(
     comp: &Component,
     installed: &Version,
     releases: &[Release],
+    bad: &[BadRelease],
     now: Timestamp,
     stack: &Stack,
 ) -> Outcome {
     let policy = &comp.policy;
     let mut denied: Option<&Version> = None;
+    let mut failed: Option<&BadRelease> = None;
     let mut too_new: Option<(&Version, Option<Timestamp>)> = None;
     let mut eligible: Vec<&Release> = Vec::new();
     let mut passing: Vec<&Release> = Vec::new();
@@ -374,6 +417,12 @@ fn plan_component(
         if policy.deny.iter().any(|d| d.matches(&r.version)) {
             if in_track && above && denied.is_none_or(|d| r.version > *d) {
                 denied = Some(&r.version);
+            }
+            continue;
+        }
+        if let Some(b) = bad.iter().find(|b| b.version.same_release(&r.version)) {
+            if in_track && above && failed.is_none_or(|f| r.version > f.version) {
+                failed = Some(b);
             }
             continue;
         }
@@ -403,6 +452,9 @@ fn plan_component(
         if let Some(d) = denied.filter(|d| *d > target) {
             notes.push(format!("{d} is denied by policy"));
         }
+        if let Some(f) = failed.filter(|f| f.version > *target) {
+            notes.push(failed_note(f));
+        }
         if let Some((v, at)) = too_new.filter(|(v, _)| *v > target) {
             notes.push(match at {
                 Some(at) => format!(
@@ -424,7 +476,13 @@ fn plan_component(
         match eligible.iter().rev().find(|r| r.version.same_release(pin)) {
             Some(r) => &r.version,
             None => {
-                return Outcome::Blocked(if let Some(d) = denied {
+                return Outcome::Blocked(if let Some(f) = failed {
+                    BlockReason::FailedHere {
+                        version: f.version.clone(),
+                        run_id: f.run_id.clone(),
+                        reason: f.reason.clone(),
+                    }
+                } else if let Some(d) = denied {
                     BlockReason::Denied { version: d.clone() }
                 } else if let Some((v, at)) = too_new {
                     BlockReason::TooNew {
@@ -445,6 +503,13 @@ fn plan_component(
         {
             Some(r) => &r.version,
             None => {
+                if let Some(f) = failed {
+                    return Outcome::Blocked(BlockReason::FailedHere {
+                        version: f.version.clone(),
+                        run_id: f.run_id.clone(),
+                        reason: f.reason.clone(),
+                    });
+                }
                 if let Some(d) = denied {
                     return Outcome::Blocked(BlockReason::Denied { version: d.clone() });
                 }

@@ -190,6 +190,17 @@ pub enum Event {
         /// New version.
         to: Version,
     },
+    /// An operator's rollback moved a component back, and it is healthy.
+    ComponentReverted {
+        /// The run (the rollback's).
+        run_id: String,
+        /// The component.
+        component: String,
+        /// The version it left.
+        from: Version,
+        /// The version it is back at.
+        to: Version,
+    },
     /// A component failed without touching its service, or its rollback failed.
     ComponentFailed {
         /// The run.

@@ -695,7 +695,25 @@ fn prune_keeps_current_good_and_newest() {
         wl.good.insert("node_exporter".into(), v("0.5.0"));
     }
     let f = fakes(&w);
-    let r = engine::prune(&s, &f.store, 2, false, &Lock).unwrap();
+    // 0.7.0 is protected (held, or the target of an unfinished run).
+    let protected = std::collections::BTreeSet::from([("node_exporter".to_owned(), v("0.7.0"))]);
+    let r = engine::prune(&s, &f.store, 2, &protected, true, &Lock).unwrap();
+    assert_eq!(r.removed["node_exporter"], [v("0.6.0"), v("0.8.0")]);
+    assert_eq!(
+        r.kept["node_exporter"],
+        [v("0.5.0"), v("0.7.0"), v("1.0.0"), v("1.1.0")]
+    );
+    let left = upgrade_core::ports::ArtifactStore::versions(&f.store, "node_exporter").unwrap();
+    assert_eq!(left.len(), 6, "a dry run removes nothing");
+    let r = engine::prune(
+        &s,
+        &f.store,
+        2,
+        &std::collections::BTreeSet::new(),
+        false,
+        &Lock,
+    )
+    .unwrap();
     assert_eq!(
         r.removed["node_exporter"],
         [v("0.6.0"), v("0.7.0"), v("0.8.0")]

@@ -46,6 +46,7 @@ fn run(stack: &Stack, installed: &[(&str, &str)], available: &[(&str, Vec<Releas
         installed: &installed,
         available: &available,
         now: now(),
+        holds: &upgrade_core::holds::Holds::default(),
     })
 }
 
@@ -528,7 +529,7 @@ proptest! {
         for (n, ver, age) in avail {
             available.entry(n.to_owned()).or_default().push(Release::new(ver, Some(days_ago(age))));
         }
-        let p = plan(PlanInput { stack: &s, installed: &installed, available: &available, now: now() });
+        let p = plan(PlanInput { stack: &s, installed: &installed, available: &available, now: now(), holds: &upgrade_core::holds::Holds::default() });
 
         for step in p.steps() {
             // Never a denied version.

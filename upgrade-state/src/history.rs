@@ -62,8 +62,11 @@ pub struct ComponentStats {
     pub upgraded: u64,
     /// Failed before touching the service.
     pub failed: u64,
-    /// Rolled back.
+    /// Rolled back by itself after a failed verification.
     pub rolled_back: u64,
+    /// Moved back by an operator's rollback (not an upgrade).
+    #[serde(default)]
+    pub reverted: u64,
     /// Mean duration of its transactions, in seconds.
     pub mean_duration_secs: f64,
 }
@@ -289,6 +292,7 @@ impl History {
                         Outcome::Upgraded => c.upgraded += 1,
                         Outcome::Failed => c.failed += 1,
                         Outcome::RolledBack => c.rolled_back += 1,
+                        Outcome::Reverted => c.reverted += 1,
                         Outcome::NothingToDo | Outcome::Skipped => {}
                     }
                     *comp_secs.entry(component).or_default() += (finished_at - started_at)

@@ -36,6 +36,7 @@
 
 pub mod fsutil;
 pub mod history;
+pub mod holds;
 pub mod lock;
 pub mod metrics;
 pub mod state;
@@ -47,6 +48,7 @@ use upgrade_core::journal::{HistoryRecord, RunRecord};
 use upgrade_core::ports::{Journal, PortError};
 
 pub use history::History;
+pub use holds::HoldStore;
 pub use lock::{HolderInfo, LockGuard, LockState, RunLock};
 pub use state::StateStore;
 pub use sys::SystemClock;

@@ -42,6 +42,12 @@ pub fn summary(host: &str, e: &Event) -> String {
             to,
             ..
         } => format!("{host}: {component} upgraded {from} → {to}"),
+        Event::ComponentReverted {
+            component,
+            from,
+            to,
+            ..
+        } => format!("{host}: {component} rolled back by an operator {from} → {to}"),
         Event::ComponentFailed {
             component,
             from,

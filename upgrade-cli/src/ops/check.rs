@@ -54,6 +54,22 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
+impl CheckReport {
+    /// Whether a component's installed version could not be read or its
+    /// releases could not be listed: then "up to date" cannot be said.
+    pub fn has_errors(&self) -> bool {
+        self.components.iter().any(|c| c.status == "error")
+    }
+}
+
+impl PlanReport {
+    /// Whether a selected component could not be detected or listed (the
+    /// plan is then incomplete).
+    pub fn has_errors(&self) -> bool {
+        self.errors.keys().any(|n| self.selected.contains(n))
+    }
+}
+
 /// A skip reason in words.
 pub fn skip_text(r: &SkipReason) -> String {
     match r {
@@ -63,6 +79,9 @@ pub fn skip_text(r: &SkipReason) -> String {
             format!("policy `allow: none` ({available} available)")
         }
         SkipReason::Pinned { version } => format!("pinned at {version}"),
+        SkipReason::Held { version, reason } => {
+            format!("held at {version}: {reason}; `obs-upgrade hold release` lets it move again")
+        }
     }
 }
 
@@ -82,6 +101,14 @@ pub fn block_text(r: &BlockReason) -> String {
             None => format!("{version} has no publish date to check min_release_age against"),
         },
         BlockReason::NoMatch { track } => format!("no release matches `{track}`"),
+        BlockReason::FailedHere {
+            version,
+            run_id,
+            reason,
+        } => format!(
+            "{version} failed verification here in run {run_id}: {reason}; held back until \
+             `obs-upgrade quarantine clear`"
+        ),
         BlockReason::SteppingStoneMissing { via, crossing } => {
             format!("crossing {crossing} needs a stepping stone in {via}, and none is published")
         }
@@ -120,6 +147,8 @@ fn row(name: &str, res: &Resolution, plan: &Plan) -> CheckRow {
         row.change = steps.iter().map(|s| s.change).max().map(|c| c.to_string());
         row.risk = steps.iter().map(|s| s.risk).max().map(|r| r.to_string());
         row.needs_approval = steps.iter().any(|s| s.needs_approval);
+        // Versions held back above the target, and why.
+        row.notes.extend(last.notes.iter().cloned());
         if let [stones @ .., _] = steps.as_slice()
             && !stones.is_empty()
         {
@@ -144,7 +173,7 @@ fn row(name: &str, res: &Resolution, plan: &Plan) -> CheckRow {
 /// would do with each.
 pub fn check(host: &Host, opts: &CheckOptions) -> Result<CheckReport, Error> {
     let res = host.resolve();
-    let plan = host.plan(&res);
+    let plan = host.plan(&res)?;
     let components: Vec<CheckRow> = host
         .stack()
         .components
@@ -201,7 +230,7 @@ pub struct PlanReport {
 pub fn plan(host: &Host, opts: &PlanOptions) -> Result<PlanReport, Error> {
     let selected = host.selected(&opts.scope)?;
     let res = host.resolve();
-    let mut plan = host.plan(&res);
+    let mut plan = host.plan(&res)?;
     for p in &mut plan.phases {
         p.steps.retain(|s| selected.contains(&s.component));
     }

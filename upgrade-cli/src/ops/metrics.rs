@@ -10,8 +10,8 @@ use upgrade_systemd::timers::UNITS;
 use crate::Error;
 use crate::host::{Host, Resolution};
 
-fn input(host: &Host, res: &Resolution) -> Input {
-    let plan = host.plan(res);
+fn input(host: &Host, res: &Resolution) -> Result<Input, Error> {
+    let plan = host.plan(res)?;
     let components = host
         .stack()
         .components
@@ -43,18 +43,18 @@ fn input(host: &Host, res: &Resolution) -> Input {
         .ok()
         .and_then(|t| t.trim().parse().ok());
     let unattended = host.unit_dir().join(UNITS[3]).exists();
-    Input {
+    Ok(Input {
         components,
         last_check,
         unattended,
-    }
+    })
 }
 
 fn render(host: &Host, res: &Resolution) -> Result<String, Error> {
     let history = upgrade_state::History::open(&host.paths().state_dir)?
         .read_all()?
         .records;
-    Ok(metrics::render(&input(host, res), &history))
+    Ok(metrics::render(&input(host, res)?, &history))
 }
 
 /// The self-metrics text (Prometheus exposition format).

@@ -3,7 +3,9 @@
 mod admin;
 mod check;
 mod journal;
+mod memory;
 mod metrics;
+mod prune;
 mod read;
 mod rollback;
 mod run;
@@ -17,15 +19,14 @@ pub use check::{
     CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check, plan,
     skip_text,
 };
+pub use memory::{MemoryReport, hold, memory, quarantine_clear, unhold};
 pub use metrics::{metrics, write_metrics};
+pub use prune::{PruneOptions, PruneOutcome, prune};
 pub use read::{
     HistoryOptions, HistoryReport, LockReport, StatusReport, VersionsRow, history, history_stats,
     status, versions,
 };
-pub use rollback::{
-    PruneOptions, PruneOutcome, RollbackList, RollbackTarget, RunSummary, prune, rollback,
-    rollback_list,
-};
+pub use rollback::{RollbackList, RollbackTarget, RunSummary, rollback, rollback_list};
 pub use run::{
     ApplyOptions, ApplyOutcome, StageOptions, StageReport, StagedRow, apply, proof_text, resume,
     stage,

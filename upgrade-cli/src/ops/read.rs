@@ -25,6 +25,8 @@ pub struct StatusReport {
     pub run: Option<RunRecord>,
     /// The lock.
     pub lock: LockReport,
+    /// Holds, and releases that failed here.
+    pub holds: upgrade_core::holds::Holds,
 }
 
 impl StatusReport {
@@ -51,7 +53,8 @@ pub fn status(host: &Host) -> Result<StatusReport, Error> {
             holder: h,
         },
     };
-    Ok(StatusReport { run, lock })
+    let holds = host.holds()?;
+    Ok(StatusReport { run, lock, holds })
 }
 
 /// Which history records.

@@ -1,7 +1,4 @@
-//! `rollback` (a component, to a version, the previous one, a whole run) and `prune`.
-
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+//! `rollback`: a component, to a version, the previous one, a whole run.
 
 use serde::Serialize;
 use upgrade_core::engine::{self, RunReport};
@@ -166,56 +163,4 @@ pub fn rollback(host: &Host, target: &RollbackTarget, ui: &dyn Ui) -> Result<Run
             })
         }
     }
-}
-
-/// What to prune.
-#[derive(Debug, Clone)]
-pub struct PruneOptions {
-    /// Versions kept per component, besides the current and last known-good.
-    pub keep: usize,
-    /// Backups kept this many days.
-    pub backup_days: u64,
-    /// Report only; remove nothing.
-    pub dry_run: bool,
-}
-
-/// What `prune` removed.
-#[derive(Debug, Clone, Serialize)]
-pub struct PruneOutcome {
-    /// Whether it was a dry run.
-    pub dry_run: bool,
-    /// Removed (or, in a dry run, removable) versions by component.
-    pub removed: BTreeMap<String, Vec<Version>>,
-    /// Kept versions by component.
-    pub kept: BTreeMap<String, Vec<Version>>,
-    /// Backup directories removed.
-    pub backups_removed: Vec<PathBuf>,
-}
-
-/// Removes old versions and backups (never the current or last known-good).
-pub fn prune(host: &Host, opts: &PruneOptions) -> Result<PruneOutcome, Error> {
-    let lock = host.lock()?;
-    let store = host.store();
-    let report = engine::prune(host.stack(), &store, opts.keep, opts.dry_run, &lock)
-        .map_err(Error::port("cannot prune the store"))?;
-    let last_run = upgrade_state::StateStore::open(&host.paths().state_dir)?
-        .load()
-        .ok()
-        .flatten()
-        .map(|r| r.id);
-    let backups_removed = if opts.dry_run {
-        Vec::new()
-    } else {
-        upgrade_state::prune_backups(
-            &host.paths(),
-            std::time::Duration::from_secs(opts.backup_days.saturating_mul(86_400)),
-            last_run.as_deref(),
-        )?
-    };
-    Ok(PruneOutcome {
-        dry_run: opts.dry_run,
-        removed: report.removed,
-        kept: report.kept,
-        backups_removed,
-    })
 }

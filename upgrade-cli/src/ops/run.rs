@@ -8,9 +8,9 @@ use upgrade_core::planner::{Plan, Release};
 use upgrade_core::ports::{Proof, RunLock, Staged};
 
 use super::journal::{before_run, ensure_state_readable, run_options, with_ports};
-use super::{Ui, metrics};
+use super::{Ui, memory, metrics, prune};
 use crate::Error;
-use crate::host::Host;
+use crate::host::{Host, Resolution};
 
 /// What to stage.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub fn stage(host: &Host, opts: &StageOptions, ui: &dyn Ui) -> Result<StageRepor
         .cleanup_partials()
         .map_err(|e| Error::port("cannot clean up partial downloads")(e.into()))?;
     let res = host.resolve();
-    let plan = host.plan(&res);
+    let plan = host.plan(&res)?;
     let staged = stage_all(host, &plan, &res.available, &selected, ui);
     Ok(StageReport {
         staged,
@@ -134,6 +134,8 @@ pub struct ApplyOptions {
     pub unattended: bool,
     /// Upgrade a component even when it is unhealthy before the run.
     pub allow_unhealthy: bool,
+    /// Move held components too (never in unattended runs).
+    pub ignore_holds: bool,
 }
 
 impl Default for ApplyOptions {
@@ -144,6 +146,7 @@ impl Default for ApplyOptions {
             approve_all: false,
             unattended: false,
             allow_unhealthy: false,
+            ignore_holds: false,
         }
     }
 }
@@ -163,6 +166,8 @@ pub enum ApplyOutcome {
         report: RunReport,
         /// Components that could not be detected or listed (left out).
         errors: BTreeMap<String, String>,
+        /// What retention removed after a successful run.
+        pruned: Option<super::PruneOutcome>,
     },
 }
 
@@ -189,13 +194,21 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
     o.approve_all = opts.approve_all;
     o.unattended = opts.unattended;
     o.allow_unhealthy = opts.allow_unhealthy;
+    let plan_for = |res: &Resolution| -> Result<Plan, Error> {
+        let mut holds = host.holds()?;
+        if opts.ignore_holds && !opts.unattended {
+            holds.holds.clear();
+        }
+        Ok(host.plan_with(res, &holds))
+    };
     if opts.mode == Mode::DryRun {
         let res = host.resolve();
-        let plan = host.plan(&res);
+        let plan = plan_for(&res)?;
         let report = with_ports(host, ui, |p| engine::dry_run(stack, &plan, p, &o))??;
         return Ok(ApplyOutcome::Ran {
             report,
             errors: res.errors,
+            pruned: None,
         });
     }
     if let Err(engine::Error::OutsideWindow { next }) =
@@ -211,7 +224,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         .map_err(|e| Error::port("cannot clean up partial downloads")(e.into()))?;
     upgrade_state::StateStore::open(&host.paths().state_dir)?.remove_stale_temp_files()?;
     let res = host.resolve();
-    let plan = host.plan(&res);
+    let plan = plan_for(&res)?;
     // Downloads first, before anything is stopped.
     let selected = host.selected(&opts.scope)?;
     for row in stage_all(host, &plan, &res.available, &selected, ui) {
@@ -232,11 +245,31 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         let approve = approver(ui, &mut ask);
         engine::apply(stack, &plan, &res.available, p, &o, &lock, approve)
     })??;
+    // A release that failed here is never planned again.
+    memory::record_failures(host, &lock)?;
+    // Retention runs by itself after every successful run.
+    let pruned = if report.status == upgrade_core::journal::RunStatus::Completed {
+        let opts = prune::PruneOptions {
+            keep: None,
+            backup_days: None,
+            dry_run: false,
+        };
+        match prune::prune_locked(host, &opts, &lock) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::warn!("the run succeeded but pruning failed: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     drop(lock);
     metrics::write_after_run(host, &res.available);
     Ok(ApplyOutcome::Ran {
         report,
         errors: res.errors,
+        pruned,
     })
 }
 
@@ -249,6 +282,7 @@ pub fn resume(host: &Host, ui: &dyn Ui) -> Result<RunReport, Error> {
     let report = with_ports(host, ui, |p| {
         engine::resume(host.stack(), &res.available, p, &o, &lock)
     })??;
+    memory::record_failures(host, &lock)?;
     Ok(report)
 }
 
@@ -265,5 +299,8 @@ pub(super) fn locked_run(
     let lock = host.lock()?;
     ensure_state_readable(host)?;
     let o = run_options(host, Mode::Standard);
-    Ok(with_ports(host, ui, |p| f(p, &o, &lock))??)
+    let report = with_ports(host, ui, |p| f(p, &o, &lock))??;
+    // What an operator moved back stays there until released.
+    memory::hold_reverted(host, &report, &lock)?;
+    Ok(report)
 }

@@ -216,6 +216,37 @@ impl Default for Metrics {
     }
 }
 
+/// What each successful run keeps (the rest is pruned by itself): never
+/// the current version, the last known-good one, a held one, or what an
+/// unfinished run may roll back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Versions kept per component besides those (default 3).
+    #[serde(default = "three")]
+    pub versions: usize,
+    /// Days a run's configuration backups are kept (default 30).
+    #[serde(default = "thirty")]
+    pub backup_days: u64,
+}
+
+fn three() -> usize {
+    3
+}
+
+fn thirty() -> u64 {
+    30
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            versions: three(),
+            backup_days: thirty(),
+        }
+    }
+}
+
 /// An environment's overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,6 +294,9 @@ pub struct StackFile {
     /// Self-metrics.
     #[serde(default)]
     pub metrics: Metrics,
+    /// What is kept after each successful run.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 fn yes() -> bool {
@@ -282,6 +316,7 @@ impl Default for StackFile {
             maintenance: Maintenance::default(),
             notifications: Notifications::default(),
             metrics: Metrics::default(),
+            retention: Retention::default(),
         }
     }
 }

@@ -21,7 +21,7 @@ mod tests;
 pub use error::Error;
 pub use file::{
     ComponentConfig, Email, EnvironmentConfig, Maintenance, Metrics, Notifications, OnFailure,
-    PhaseSpec, ReportLevel, StackFile, Webhook, WebhookFormat,
+    PhaseSpec, ReportLevel, Retention, StackFile, Webhook, WebhookFormat,
 };
 pub use model::{Component, Stack};
 pub use parse::Format;

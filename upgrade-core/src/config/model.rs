@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::file::{Maintenance, Metrics, Notifications, PhaseSpec};
+use super::file::{Maintenance, Metrics, Notifications, PhaseSpec, Retention};
 use crate::catalog::ComponentSpec;
 use crate::policy::Policy;
 use crate::risk::Risk;
@@ -66,6 +66,8 @@ pub struct Stack {
     pub notifications: Notifications,
     /// Self-metrics.
     pub metrics: Metrics,
+    /// What each successful run keeps.
+    pub retention: Retention,
 }
 
 impl Stack {

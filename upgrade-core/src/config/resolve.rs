@@ -211,6 +211,12 @@ impl StackFile {
                 ));
             }
         }
+        if self.retention.versions == 0 {
+            return Err(invalid(
+                "retention.versions".into(),
+                "keep at least 1 version per component besides the current one".into(),
+            ));
+        }
         for (i, c) in self.notifications.commands.iter().enumerate() {
             if c.is_empty() {
                 return Err(invalid(
@@ -230,6 +236,7 @@ impl StackFile {
             maintenance: self.maintenance.clone(),
             notifications: self.notifications.clone(),
             metrics: self.metrics.clone(),
+            retention: self.retention,
         })
     }
 }

@@ -68,6 +68,7 @@ pub fn rollback_component(
         ..Plan::default()
     };
     let mut o = opts.clone();
+    o.manual_rollback = true;
     o.scope = Scope::All;
     o.approve_all = true;
     o.allow_unhealthy = true;
@@ -156,6 +157,7 @@ pub fn rollback_run(
         ..Plan::default()
     };
     let mut o = opts.clone();
+    o.manual_rollback = true;
     o.approve_all = true;
     o.allow_unhealthy = true;
     let approve = Approver::Ask(&mut |_| true);

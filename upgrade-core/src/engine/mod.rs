@@ -105,6 +105,7 @@ pub enum Scope {
 
 /// Options of a run.
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // independent switches, one per run option
 pub struct Options {
     /// The run's id.
     pub run_id: String,
@@ -133,6 +134,9 @@ pub struct Options {
     /// stage and smoke steps use them as they are instead of asking the
     /// store to verify them again.
     pub staged: BTreeMap<String, Staged>,
+    /// The run is an operator's rollback (recorded as mode `rollback`; its
+    /// components are "reverted", never "upgraded", in history and events).
+    pub manual_rollback: bool,
 }
 
 impl Options {
@@ -151,6 +155,17 @@ impl Options {
             command: Vec::new(),
             environment: None,
             staged: BTreeMap::new(),
+            manual_rollback: false,
+        }
+    }
+
+    /// The mode recorded for the run: `rollback` for an operator's
+    /// rollback, else the mode's name.
+    pub fn mode_label(&self) -> &'static str {
+        if self.manual_rollback {
+            "rollback"
+        } else {
+            self.mode.name()
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Pruning the store: old versions go, the current and last known-good stay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,11 +18,14 @@ pub struct PruneReport {
 }
 
 /// Keeps the newest `keep` versions of each component, and always the
-/// current and the last known-good one. A dry run removes nothing.
+/// current one, the last known-good one, and those `protected` names (held
+/// versions, what an unfinished run may roll back to). A dry run removes
+/// nothing.
 pub fn prune(
     stack: &Stack,
     store: &dyn ArtifactStore,
     keep: usize,
+    protected: &BTreeSet<(String, Version)>,
     dry_run: bool,
     _lock: &dyn RunLock,
 ) -> Result<PruneReport, PortError> {
@@ -33,8 +36,10 @@ pub fn prune(
         let good = store.last_good(name)?;
         let n = versions.len();
         for (i, v) in versions.into_iter().enumerate() {
-            let protected =
-                current.as_ref() == Some(&v) || good.as_ref() == Some(&v) || i + keep >= n;
+            let protected = current.as_ref() == Some(&v)
+                || good.as_ref() == Some(&v)
+                || i + keep >= n
+                || protected.contains(&(name.clone(), v.clone()));
             if protected {
                 report.kept.entry(name.clone()).or_default().push(v);
             } else {

@@ -250,6 +250,16 @@ impl Run<'_, '_> {
         let id = self.record.id.clone();
         let (outcome, error, event) = match end {
             TxEnd::AlreadyAtTarget => (Outcome::NothingToDo, None, None),
+            TxEnd::Completed if self.opts.manual_rollback => (
+                Outcome::Reverted,
+                None,
+                Some(Event::ComponentReverted {
+                    run_id: id.clone(),
+                    component: name.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                }),
+            ),
             TxEnd::Completed => (
                 Outcome::Upgraded,
                 None,

@@ -129,7 +129,7 @@ fn new_record(
         host: opts.host.clone(),
         user: opts.user.clone(),
         command: opts.command.clone(),
-        mode: opts.mode.name().into(),
+        mode: opts.mode_label().into(),
         environment: opts.environment.clone(),
         status: RunStatus::Planning,
         phases: Vec::new(),
@@ -226,7 +226,7 @@ pub fn apply(
     run.save()?;
     run.notify(&Event::RunStarted {
         run_id: opts.run_id.clone(),
-        mode: opts.mode.name().into(),
+        mode: opts.mode_label().into(),
         steps: steps_desc,
     })?;
     run.drive(&mut approver)?;
@@ -250,7 +250,7 @@ fn nothing_to_do(
         started_at: started,
         finished_at: ports.clock.now(),
         status: RunStatus::Completed,
-        mode: opts.mode.name().into(),
+        mode: opts.mode_label().into(),
         environment: opts.environment.clone(),
         host: opts.host.clone(),
         user: opts.user.clone(),

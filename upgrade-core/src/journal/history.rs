@@ -20,6 +20,8 @@ pub enum Outcome {
     Failed,
     /// Failed after the switch and rolled back.
     RolledBack,
+    /// Moved back to an earlier version by an operator's rollback.
+    Reverted,
 }
 
 /// One line of the history log.

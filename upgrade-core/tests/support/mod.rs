@@ -504,6 +504,7 @@ pub fn plan_for(stack: &Stack, w: &Shared) -> Plan {
         installed: &installed,
         available: &releases(),
         now: jiff::Timestamp::now(),
+        holds: &upgrade_core::holds::Holds::default(),
     })
 }
 

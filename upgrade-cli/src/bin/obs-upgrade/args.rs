@@ -183,6 +183,9 @@ pub enum Command {
         /// Upgrade a component even when it is unhealthy before the run
         #[arg(long)]
         allow_unhealthy: bool,
+        /// Move held components too (never with --unattended)
+        #[arg(long, conflicts_with = "unattended")]
+        ignore_holds: bool,
     },
     /// Finish an interrupted run
     #[command(after_help = "Example:\n  obs-upgrade resume")]
@@ -250,11 +253,12 @@ pub enum Command {
     )]
     Prune {
         /// Versions kept per component, besides current and last known-good
-        #[arg(long, default_value_t = 3)]
-        keep: usize,
-        /// Backups kept this many days
-        #[arg(long, default_value_t = 30)]
-        backup_days: u64,
+        /// (default: the stack's `retention.versions`, 3)
+        #[arg(long)]
+        keep: Option<usize>,
+        /// Backups kept this many days (default: `retention.backup_days`, 30)
+        #[arg(long)]
+        backup_days: Option<u64>,
         #[arg(long)]
         dry_run: bool,
     },
@@ -264,6 +268,27 @@ pub enum Command {
     /// The journal: reset a damaged state file
     #[command(subcommand)]
     State(StateCmd),
+    /// Keep a component at its version until released (manual rollbacks hold by themselves)
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade hold add prometheus --reason \"waiting for the 3.x migration\"\n",
+            "  obs-upgrade hold list\n",
+            "  obs-upgrade hold release node_exporter",
+        )
+    )]
+    Hold(HoldCmd),
+    /// Releases that failed verification here: never planned again until cleared
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade quarantine list\n",
+            "  obs-upgrade quarantine clear node_exporter 1.10.0",
+        )
+    )]
+    Quarantine(QuarantineCmd),
     /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
     #[command(subcommand)]
     Supervisor(SupervisorCmd),
@@ -300,6 +325,39 @@ pub enum ConfigCmd {
     Show,
     /// A complete, commented example stack file
     Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCmd {
+    /// Hold a component at its installed version
+    Add {
+        /// The component
+        component: String,
+        /// Why (shown wherever the hold is)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Release a component's hold: it is planned normally again
+    Release {
+        /// The component
+        component: String,
+    },
+    /// Holds and releases that failed here
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCmd {
+    /// Releases that failed here, and holds
+    List,
+    /// Let failed releases of a component be planned again
+    Clear {
+        /// The component
+        component: String,
+        /// Only this version (default: every failed one)
+        #[arg(value_name = "VERSION")]
+        release: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

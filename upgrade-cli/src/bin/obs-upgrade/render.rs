@@ -83,14 +83,27 @@ pub fn risk(on: bool, r: upgrade_core::planner::Risk) -> String {
 }
 
 /// A run's report: JSON, or a table of steps; the exit code it means.
-pub fn run_report(g: &crate::args::Global, report: &RunReport) -> anyhow::Result<u8> {
-    let code = if report.failed() + report.rolled_back() > 0 {
+/// `unchecked` components could not be detected or listed (their errors are
+/// printed by the caller): the run is then never "nothing to do".
+pub fn run_report(
+    g: &crate::args::Global,
+    report: &RunReport,
+    unchecked: usize,
+) -> anyhow::Result<u8> {
+    let code = if report.failed() + report.rolled_back() > 0 || unchecked > 0 {
         crate::exit::FAILED
     } else {
         crate::exit::OK
     };
     if g.json {
         json("run", report)?;
+        return Ok(code);
+    }
+    if (report.steps.is_empty() || report.all_at_target()) && unchecked > 0 {
+        println!(
+            "Nothing was changed; {unchecked} component(s) could not be checked (see the \
+             errors above)."
+        );
         return Ok(code);
     }
     if report.steps.is_empty() || report.all_at_target() {

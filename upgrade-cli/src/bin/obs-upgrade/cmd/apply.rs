@@ -18,6 +18,7 @@ pub struct ApplyArgs {
     pub yes: bool,
     pub unattended: bool,
     pub allow_unhealthy: bool,
+    pub ignore_holds: bool,
 }
 
 pub fn stage(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
@@ -62,6 +63,7 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
         approve_all: a.yes,
         unattended: a.unattended,
         allow_unhealthy: a.allow_unhealthy,
+        ignore_holds: a.ignore_holds,
     };
     let ui = Terminal::new(g, a.unattended);
     match ops::apply(host, &opts, &ui)? {
@@ -80,21 +82,24 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
             }
             Ok(exit::OK)
         }
-        ApplyOutcome::Ran { report, errors } => {
+        ApplyOutcome::Ran {
+            report,
+            errors,
+            pruned,
+        } => {
             for (name, e) in &errors {
                 eprintln!("error: {name}: {e}");
             }
-            let code = render::run_report(g, &report)?;
-            Ok(if errors.is_empty() {
-                code
-            } else {
-                exit::FAILED
-            })
+            for (name, vs) in pruned.iter().flat_map(|p| &p.removed) {
+                let list: Vec<String> = vs.iter().map(ToString::to_string).collect();
+                log::info!("retention removed {name} {}", list.join(", "));
+            }
+            render::run_report(g, &report, errors.len())
         }
     }
 }
 
 pub fn resume(g: &Global, host: &Host) -> Result<u8> {
     let report = ops::resume(host, &Terminal::new(g, true))?;
-    render::run_report(g, &report)
+    render::run_report(g, &report, 0)
 }

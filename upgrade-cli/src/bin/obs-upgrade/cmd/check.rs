@@ -74,7 +74,10 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
             println!("warning: {w}");
         }
     }
-    Ok(if exit_code && updates {
+    // Never "up to date" (0) or "updates" (100) when something could not be read.
+    Ok(if report.has_errors() {
+        exit::FAILED
+    } else if exit_code && updates {
         exit::UPDATES
     } else {
         exit::OK
@@ -83,9 +86,14 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
 
 pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
     let report = ops::plan(host, &PlanOptions { scope: scope(sel) })?;
+    let code = if report.has_errors() {
+        exit::FAILED
+    } else {
+        exit::OK
+    };
     if g.json {
         render::json("plan", &report)?;
-        return Ok(exit::OK);
+        return Ok(code);
     }
     let (plan, selected) = (&report.plan, &report.selected);
     let color = color_enabled(g.color);
@@ -158,5 +166,5 @@ pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
     for w in &plan.warnings {
         println!("warning: {}", w.message);
     }
-    Ok(exit::OK)
+    Ok(code)
 }

@@ -3,6 +3,7 @@
 mod apply;
 mod check;
 mod config;
+mod memory;
 mod rollback;
 mod status;
 mod unattended;
@@ -59,6 +60,8 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Config(c) => config::config(g, c),
         Command::Supervisor(c) => config::supervisor(g, &open(g)?, c),
         Command::State(c) => config::state(g, &open(g)?, c),
+        Command::Hold(c) => memory::hold(g, &open(g)?, c),
+        Command::Quarantine(c) => memory::quarantine(g, &open(g)?, c),
         Command::Check { exit_code, notify } => check::check(g, &open(g)?, *exit_code, *notify),
         Command::Metrics { write, path } => {
             unattended::metrics(g, &open(g)?, *write, path.as_deref())
@@ -73,6 +76,7 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
             yes,
             unattended,
             allow_unhealthy,
+            ignore_holds,
         } => apply::apply(
             g,
             &open(g)?,
@@ -83,6 +87,7 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
                 yes: *yes,
                 unattended: *unattended,
                 allow_unhealthy: *allow_unhealthy,
+                ignore_holds: *ignore_holds,
             },
         ),
         Command::Resume => apply::resume(g, &open(g)?),

@@ -57,10 +57,16 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
         ),
     };
     let report = ops::rollback(host, &target, &Terminal::new(g, true))?;
-    render::run_report(g, &report)
+    render::run_report(g, &report, 0)
 }
 
-pub fn prune(g: &Global, host: &Host, keep: usize, backup_days: u64, dry_run: bool) -> Result<u8> {
+pub fn prune(
+    g: &Global,
+    host: &Host,
+    keep: Option<usize>,
+    backup_days: Option<u64>,
+    dry_run: bool,
+) -> Result<u8> {
     let opts = PruneOptions {
         keep,
         backup_days,
@@ -74,8 +80,9 @@ pub fn prune(g: &Global, host: &Host, keep: usize, backup_days: u64, dry_run: bo
     let backups = &report.backups_removed;
     if report.removed.is_empty() {
         println!(
-            "Nothing to prune (keeping {keep} versions per component, the current and the last \
-                known-good)."
+            "Nothing to prune (keeping {} versions per component, the current and the last \
+                known-good).",
+            report.keep
         );
     }
     for (name, vs) in &report.removed {

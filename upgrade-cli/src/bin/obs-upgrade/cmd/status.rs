@@ -32,6 +32,18 @@ pub fn status(g: &Global, host: &Host) -> Result<u8> {
         _ if lock.held => println!("lock: held (the holder has not written its details yet)"),
         _ => println!("lock: free"),
     }
+    for (name, h) in &report.holds.holds {
+        println!("held: {name} at {} ({}, by {})", h.version, h.reason, h.by);
+    }
+    for (name, list) in &report.holds.bad {
+        for b in list {
+            println!(
+                "failed here: {name} {} in run {} (never planned until `obs-upgrade \
+                 quarantine clear {name}`)",
+                b.version, b.run_id
+            );
+        }
+    }
     let Some(run) = &report.run else {
         println!("No run recorded yet.");
         return Ok(exit::OK);
