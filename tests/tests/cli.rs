@@ -189,9 +189,99 @@ fn every_command_on_a_sandbox() {
     let o = sb.run(&["supervisor", "status"]);
     insta::assert_snapshot!("supervisor-status", text(&o));
     both(&sb, "timer-status", &["timer", "status"]);
+    // The manual rollbacks above hold what they moved: nothing is pending.
     let o = sb.run(&["metrics"]);
     assert_eq!(o.status.code(), Some(0));
     insta::assert_snapshot!("metrics", text(&o));
+}
+
+#[test]
+fn failed_releases_are_remembered_and_manual_rollbacks_hold() {
+    let sb = Sb::new();
+    sb.publish("node_exporter", "1.10.0+broken");
+    // node_exporter's line of the supervisor's table (its pid).
+    let pid = || {
+        let out = text(&sb.run(&["supervisor", "status"]));
+        let line = out.lines().find(|l| l.starts_with("node_exporter"));
+        line.unwrap_or_default().to_owned()
+    };
+    // A release that fails verification is switched to once, rolled back,
+    // and never planned again: the second run does not touch the service.
+    let o = sb.run(&["apply", "--yes", "--component", "node_exporter"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("rolled back"), "{}", text(&o));
+    let before = pid();
+    let o = sb.run(&["check"]);
+    let out = text(&o);
+    assert!(
+        out.contains("1.10.0+broken failed verification here"),
+        "{out}"
+    );
+    assert!(
+        out.contains("→ 1.9.1"),
+        "a good older release is still planned: {out}"
+    );
+    let o = sb.run(&["apply", "--yes", "--component", "node_exporter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("1.8.2 → 1.9.1"), "{}", text(&o));
+    assert_ne!(pid(), before, "1.9.1 was applied");
+    let o = sb.run(&["--json", "quarantine", "list"]);
+    assert!(text(&o).contains("\"1.10.0+broken\""), "{}", text(&o));
+    // A manual rollback holds: an unattended run does not undo it.
+    let o = sb.run(&["rollback", "--component", "node_exporter", "--previous"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let held = pid();
+    let o = sb.run(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(pid(), held, "the held component was not restarted");
+    let o = sb.run(&["plan"]);
+    assert!(
+        text(&o).contains("held at 1.8.2: manual rollback"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&sb.run(&["status"])).contains("held: node_exporter at 1.8.2"));
+    // Released, it is planned again — to 1.9.1, never the failed release.
+    let o = sb.run(&["hold", "release", "node_exporter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sb.run(&["plan", "--component", "node_exporter"]);
+    assert!(text(&o).contains("1.8.2 → 1.9.1"), "{}", text(&o));
+    // Cleared, the failed release may be planned again.
+    let o = sb.run(&["quarantine", "clear", "node_exporter"]);
+    assert!(
+        text(&o).contains("1.10.0+broken may be planned again"),
+        "{}",
+        text(&o)
+    );
+    let o = sb.run(&["plan", "--component", "node_exporter"]);
+    assert!(text(&o).contains("1.10.0+broken"), "{}", text(&o));
+    // A hold by hand, on an unknown component: a usage error.
+    assert_eq!(sb.run(&["hold", "add", "nope"]).status.code(), Some(2));
+    let o = sb.run(&["hold", "add", "nginx_exporter", "--reason", "waiting"]);
+    assert!(
+        text(&o).contains("nginx_exporter is held at 1.3.0: waiting"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn listing_failures_are_never_up_to_date() {
+    let sb = Sb::new();
+    // The mirror of one component is gone: its releases cannot be listed.
+    std::fs::remove_dir_all(sb.dir.path().join("mirror/nginx_exporter")).unwrap();
+    for cmd in [
+        &["check"][..],
+        &["check", "--exit-code"],
+        &["plan"],
+        &["stage"],
+    ] {
+        let o = sb.run(cmd);
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}: {}", text(&o));
+    }
+    let o = sb.run(&["apply", "--yes", "--component", "nginx_exporter"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!text(&o).contains("Nothing to do"), "{}", text(&o));
 }
 
 #[test]
@@ -312,4 +402,62 @@ fn each_cause_is_printed_once() {
         assert_ne!(o.status.code(), Some(0), "{cmd:?}: {err}");
         assert_eq!(err.matches("Not a directory").count(), 1, "{cmd:?}: {err}");
     }
+}
+
+#[test]
+fn retention_runs_by_itself_after_a_successful_run() {
+    let sb = Sb::new();
+    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
+    let mut yaml = std::fs::read_to_string(&stack).unwrap();
+    yaml.push_str("retention:\n  versions: 2\n");
+    std::fs::write(&stack, yaml).unwrap();
+    let versions = || {
+        let o = sb.run(&["--json", "versions"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let node = v["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "node_exporter")
+            .unwrap()
+            .clone();
+        node["versions"].clone()
+    };
+    let apply = |what: &str| {
+        let o = sb.run(&["apply", "--yes", "--component", "node_exporter"]);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", text(&o));
+    };
+    apply("1.8.2 → 1.9.1");
+    assert_eq!(versions(), serde_json::json!(["1.8.2", "1.9.1"]));
+    // A version held by hand is protected even when old.
+    sb.publish("node_exporter", "1.9.2");
+    apply("1.9.1 → 1.9.2");
+    sb.publish("node_exporter", "1.9.3");
+    apply("1.9.2 → 1.9.3");
+    // Three upgrades, two versions kept: the newest (current and last good).
+    assert_eq!(versions(), serde_json::json!(["1.9.2", "1.9.3"]));
+    // A held version is never pruned: hold 1.9.3, then upgrade past it
+    // (interactively, ignoring the hold) until it is no longer among the newest.
+    let o = sb.run(&["hold", "add", "node_exporter"]);
+    assert!(text(&o).contains("held at 1.9.3"), "{}", text(&o));
+    sb.publish("node_exporter", "1.9.4");
+    sb.publish("node_exporter", "1.9.5");
+    let o = sb.run(&[
+        "apply",
+        "--yes",
+        "--ignore-holds",
+        "--component",
+        "node_exporter",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    sb.publish("node_exporter", "1.9.6");
+    let o = sb.run(&[
+        "apply",
+        "--yes",
+        "--ignore-holds",
+        "--component",
+        "node_exporter",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(versions(), serde_json::json!(["1.9.3", "1.9.5", "1.9.6"]));
 }
