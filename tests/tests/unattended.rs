@@ -293,6 +293,20 @@ fn the_metrics_file_and_the_alert_rules_pass_promtool() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+    // The rules' own unit tests (a quarantined release, a failed run, a rollback).
+    let tests = rules.with_file_name("alerts.test.yml");
+    let check = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&tests)
+        .current_dir(rules.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     // `metrics --write` writes the same file on demand.
     std::fs::remove_file(&file).unwrap();
     let o = obs(&sb.root, &["metrics", "--write"]);

@@ -33,6 +33,10 @@ pub struct Input {
     pub last_check: Option<Timestamp>,
     /// Whether the apply timer is installed.
     pub unattended: bool,
+    /// Held components and the version each is held at.
+    pub held: Vec<(String, String)>,
+    /// Releases that failed here (component, version), never planned again.
+    pub failed_here: Vec<(String, String)>,
 }
 
 const STATUSES: [RunStatus; 3] = [
@@ -217,6 +221,26 @@ pub fn render(now: &Input, history: &[HistoryRecord]) -> String {
             vec![(String::new(), secs(t))],
         );
     }
+    let pair =
+        |c: &str, v: &str| format!("{{component=\"{}\",version=\"{}\"}}", escape(c), escape(v));
+    family(
+        "obs_upgrade_component_held",
+        "gauge",
+        "1 for each component held at a version (a manual rollback, or by hand).",
+        now.held
+            .iter()
+            .map(|(c, v)| (pair(c, v), "1".to_owned()))
+            .collect(),
+    );
+    family(
+        "obs_upgrade_release_quarantined",
+        "gauge",
+        "1 for each release that failed verification here and is never planned again.",
+        now.failed_here
+            .iter()
+            .map(|(c, v)| (pair(c, v), "1".to_owned()))
+            .collect(),
+    );
     family(
         "obs_upgrade_unattended_enabled",
         "gauge",
@@ -255,6 +279,8 @@ mod tests {
             }],
             last_check: Some(t),
             unattended: true,
+            held: vec![("node_exporter".into(), "1.9.1".into())],
+            failed_here: vec![("node_exporter".into(), "1.10.0".into())],
         };
         let history = vec![HistoryRecord::Run {
             run_id: "r".into(),
@@ -269,6 +295,12 @@ mod tests {
             summary: String::new(),
         }];
         let text = render(&input, &history);
+        assert!(text.contains(
+            "obs_upgrade_component_held{component=\"node_exporter\",version=\"1.9.1\"} 1"
+        ));
+        assert!(text.contains(
+            "obs_upgrade_release_quarantined{component=\"node_exporter\",version=\"1.10.0\"} 1"
+        ));
         assert!(
             text.contains(
                 "obs_upgrade_component_info{component=\"node_exporter\",version=\"1.9.1\"} 1\n"

@@ -43,10 +43,20 @@ fn input(host: &Host, res: &Resolution) -> Result<Input, Error> {
         .ok()
         .and_then(|t| t.trim().parse().ok());
     let unattended = host.unit_dir().join(UNITS[3]).exists();
+    let holds = host.holds()?;
     Ok(Input {
         components,
         last_check,
         unattended,
+        held: holds
+            .held_versions()
+            .map(|(c, v)| (c.to_owned(), v.to_string()))
+            .collect(),
+        failed_here: holds
+            .bad
+            .iter()
+            .flat_map(|(c, l)| l.iter().map(|b| (c.clone(), b.version.to_string())))
+            .collect(),
     })
 }
 
