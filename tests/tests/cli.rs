@@ -461,3 +461,44 @@ fn retention_runs_by_itself_after_a_successful_run() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(versions(), serde_json::json!(["1.9.3", "1.9.5", "1.9.6"]));
 }
+
+#[test]
+fn an_unattended_run_finishes_an_interrupted_one_first() {
+    let sb = Sb::new();
+    sb.publish("node_exporter", "1.10.0+broken");
+    // SIGKILL while the broken release is being verified (it answers 500
+    // until the health deadline, 5 s in the sandbox).
+    let mut child = Command::new(bin("obs-upgrade"))
+        .arg("--root")
+        .arg(&sb.root)
+        .args(["apply", "--yes", "--component", "node_exporter"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = sb.root.join("var/lib/obs-upgrade/state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        if text.contains("\"step\": \"verify\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "verify never began: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // An interactive apply refuses (exit 4) and says how to go on.
+    let o = sb.run(&["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    // An unattended one finishes it (the rollback), then carries on: never 4.
+    let o = sb.run(&["apply", "--unattended"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{}{err}", text(&o));
+    assert!(err.contains("finished the interrupted run"), "{err}");
+    let o = sb.run(&["--json", "check"]);
+    assert!(text(&o).contains("\"installed\": \"1.8.2\""), "{}", text(&o));
+    assert!(text(&o).contains("1.10.0+broken failed verification here"), "{}", text(&o));
+    let o = sb.run(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

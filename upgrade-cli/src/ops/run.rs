@@ -168,6 +168,9 @@ pub enum ApplyOutcome {
         errors: BTreeMap<String, String>,
         /// What retention removed after a successful run.
         pruned: Option<super::PruneOutcome>,
+        /// The interrupted run an unattended run finished first (when it
+        /// ended cleanly; otherwise `report` is that run and nothing else ran).
+        resumed: Option<RunReport>,
     },
 }
 
@@ -209,6 +212,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
             report,
             errors: res.errors,
             pruned: None,
+            resumed: None,
         });
     }
     if let Err(engine::Error::OutsideWindow { next }) =
@@ -217,8 +221,33 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         return Ok(ApplyOutcome::OutsideWindow { next_window: next });
     }
     let lock = host.lock()?;
-    // An unfinished run is resumed first: refuse before downloading anything.
-    before_run(host, &o, &lock)?;
+    // An unfinished run is finished first: an unattended run does it by
+    // itself (rollbacks first, as `resume` does) and goes on only when that
+    // ended cleanly; an interactive one refuses before downloading anything.
+    let mut resumed = None;
+    match before_run(host, &o, &lock) {
+        Err(Error::Engine(engine::Error::InProgress { run_id, .. })) if opts.unattended => {
+            log::warn!("run {run_id} was interrupted; finishing it first");
+            let res = host.resolve();
+            let ro = run_options(host, Mode::Standard);
+            let report = with_ports(host, ui, |p| {
+                engine::resume(stack, &res.available, p, &ro, &lock)
+            })??;
+            memory::record_failures(host, &lock)?;
+            let clean = report.failed() == 0 && !report.status.is_active();
+            if !clean {
+                return Ok(ApplyOutcome::Ran {
+                    report,
+                    errors: res.errors,
+                    pruned: None,
+                    resumed: None,
+                });
+            }
+            resumed = Some(report);
+            before_run(host, &o, &lock)?;
+        }
+        other => other?,
+    }
     host.store()
         .cleanup_partials()
         .map_err(|e| Error::port("cannot clean up partial downloads")(e.into()))?;
@@ -270,6 +299,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         report,
         errors: res.errors,
         pruned,
+        resumed,
     })
 }
 

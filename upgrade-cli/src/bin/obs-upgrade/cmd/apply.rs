@@ -86,7 +86,15 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
             report,
             errors,
             pruned,
+            resumed,
         } => {
+            if let Some(r) = &resumed {
+                let (up, back) = (r.upgraded(), r.rolled_back());
+                eprintln!(
+                    "finished the interrupted run {} first: {up} upgraded, {back} rolled back",
+                    r.run_id
+                );
+            }
             for (name, e) in &errors {
                 eprintln!("error: {name}: {e}");
             }
