@@ -483,7 +483,10 @@ fn an_unattended_run_finishes_an_interrupted_one_first() {
         if text.contains("\"step\": \"verify\"") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "verify never began: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "verify never began: {text}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -497,8 +500,78 @@ fn an_unattended_run_finishes_an_interrupted_one_first() {
     assert_eq!(o.status.code(), Some(0), "{}{err}", text(&o));
     assert!(err.contains("finished the interrupted run"), "{err}");
     let o = sb.run(&["--json", "check"]);
-    assert!(text(&o).contains("\"installed\": \"1.8.2\""), "{}", text(&o));
-    assert!(text(&o).contains("1.10.0+broken failed verification here"), "{}", text(&o));
+    assert!(
+        text(&o).contains("\"installed\": \"1.8.2\""),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("1.10.0+broken failed verification here"),
+        "{}",
+        text(&o)
+    );
+    let o = sb.run(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Waits until the state file shows `needle`, or panics after 30 s.
+fn wait_for_state(sb: &Sb, needle: &str) {
+    let state = sb.root.join("var/lib/obs-upgrade/state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {needle}: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_during_verify_rolls_back_and_starts_nothing_new() {
+    let sb = Sb::new();
+    // A failure does not stop this phase: only the signal can.
+    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
+    let mut yaml = std::fs::read_to_string(&stack).unwrap();
+    yaml.push_str("phases:\n  - {name: exporters, on_failure: continue}\n");
+    std::fs::write(&stack, yaml).unwrap();
+    sb.publish("mysqld_exporter", "0.17.3+broken");
+    let mut child = Command::new(bin("obs-upgrade"))
+        .arg("--root")
+        .arg(&sb.root)
+        .args(["apply", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_state(&sb, "\"step\": \"verify\"");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let all = format!("{}{}", text(&out), String::from_utf8_lossy(&out.stderr));
+    // The broken release failed its verification and was rolled back: exit 1.
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("the run was stopped (a signal)"), "{all}");
+    let o = sb.run(&["--json", "check"]);
+    let check = text(&o);
+    assert!(
+        check.contains("\"installed\": \"0.17.0\""),
+        "the old version is live: {check}"
+    );
+    assert!(
+        check.contains("\"installed\": \"1.3.0\""),
+        "nginx was not started: {check}"
+    );
+    // Nothing is left to resume: the next unattended run ends cleanly.
+    let status = text(&sb.run(&["status"]));
+    assert!(!status.contains("interrupted"), "{status}");
     let o = sb.run(&["apply", "--unattended"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }

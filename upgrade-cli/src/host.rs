@@ -71,6 +71,9 @@ pub struct HostOptions {
     pub list_concurrency: usize,
     /// `--version` runs in flight at once.
     pub detect_concurrency: usize,
+    /// Set (from a signal handler) to stop runs between components: the
+    /// component in flight is finished or rolled back first.
+    pub stop: upgrade_core::engine::StopFlag,
 }
 
 impl Default for HostOptions {
@@ -87,6 +90,7 @@ impl Default for HostOptions {
             mirror: None,
             list_concurrency: 16,
             detect_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            stop: upgrade_core::engine::StopFlag::default(),
         }
     }
 }

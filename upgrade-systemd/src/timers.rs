@@ -82,6 +82,7 @@ pub fn render(
             "\n",
             "[Service]\n",
             "Type=oneshot\n",
+            "TimeoutStartSec=1h\n",
             "ExecStart={}\n",
             "ExecStart={}\n",
             "ExecStartPost={}\n",
@@ -114,6 +115,10 @@ pub fn render(
             "\n",
             "[Service]\n",
             "Type=oneshot\n",
+            // A run never outlives this; a stop (shutdown, `systemctl stop`)
+            // gives it time to finish or roll back the component in flight.
+            "TimeoutStartSec=4h\n",
+            "TimeoutStopSec=15min\n",
             "ExecStart={}\n",
             "ExecStopPost={}\n",
             "{}",

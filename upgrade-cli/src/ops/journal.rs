@@ -72,6 +72,7 @@ pub(super) fn run_options(host: &Host, mode: Mode) -> Options {
     o.command = std::env::args().collect();
     o.environment.clone_from(&host.stack().environment);
     o.pause = None;
+    o.stop = host.options().stop.clone();
     o
 }
 

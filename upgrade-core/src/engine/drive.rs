@@ -28,6 +28,19 @@ impl Run<'_, '_> {
         })
     }
 
+    /// Why no new component may start now: a stop was requested (a
+    /// signal), or an unattended run's maintenance window closed.
+    fn halt_reason(&self) -> Option<String> {
+        if self.opts.stop.is_requested() {
+            return Some("not started: the run was stopped (a signal)".into());
+        }
+        let schedule = &self.stack.maintenance.schedule;
+        if self.opts.unattended && !schedule.windows.is_empty() && !schedule.is_open(self.now()) {
+            return Some("not started: the maintenance window closed".into());
+        }
+        None
+    }
+
     /// Whether an earlier step of the same component did not complete.
     fn earlier_step_incomplete(&self, key: &str) -> bool {
         let name = component_of_key(key);
@@ -76,6 +89,9 @@ impl Run<'_, '_> {
                 self.record.phases[pi].status = PhaseStatus::InProgress;
             }
             for key in &phase.components {
+                if stop_reason.is_none() {
+                    stop_reason = self.halt_reason();
+                }
                 let status = self.comp(key).status.clone();
                 if status == ComponentStatus::Completed {
                     done_in_phase.push(key.clone());

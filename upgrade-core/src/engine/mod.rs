@@ -103,6 +103,29 @@ pub enum Scope {
     },
 }
 
+/// A request to stop a run, set from outside (a signal handler): the run
+/// starts no new component, finishes (or rolls back) the one in flight, and
+/// ends with every component on a verified version.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopFlag {
+    /// Asks the run to stop.
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The flag itself, for signal handlers that set it.
+    pub fn flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.0.clone()
+    }
+}
+
 /// Options of a run.
 #[derive(Debug, Clone)]
 #[allow(clippy::struct_excessive_bools)] // independent switches, one per run option
@@ -137,6 +160,8 @@ pub struct Options {
     /// The run is an operator's rollback (recorded as mode `rollback`; its
     /// components are "reverted", never "upgraded", in history and events).
     pub manual_rollback: bool,
+    /// Set from outside to stop the run between components.
+    pub stop: StopFlag,
 }
 
 impl Options {
@@ -156,6 +181,7 @@ impl Options {
             environment: None,
             staged: BTreeMap::new(),
             manual_rollback: false,
+            stop: StopFlag::default(),
         }
     }
 

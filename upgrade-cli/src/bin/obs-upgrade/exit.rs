@@ -12,6 +12,7 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const LOCKED: u8 = 3;
 pub const INTERRUPTED: u8 = 4;
+pub const STOPPED: u8 = 5;
 pub const UPDATES: u8 = 100;
 
 /// An exit with a code and nothing more to print.

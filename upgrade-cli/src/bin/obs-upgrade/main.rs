@@ -5,6 +5,7 @@ mod args;
 mod cmd;
 mod exit;
 mod render;
+mod signals;
 mod terminal;
 
 fn main() -> std::process::ExitCode {

@@ -9,6 +9,7 @@ use super::scope;
 use crate::args::{Global, ModeArg, Selection};
 use crate::exit;
 use crate::render::{self, Table};
+use crate::signals;
 use crate::terminal::Terminal;
 
 #[allow(clippy::struct_excessive_bools)] // one per flag
@@ -66,6 +67,10 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
         ignore_holds: a.ignore_holds,
     };
     let ui = Terminal::new(g, a.unattended);
+    let stop = &host.options().stop;
+    if mode != Mode::DryRun {
+        signals::stop_on_signals(stop);
+    }
     match ops::apply(host, &opts, &ui)? {
         ApplyOutcome::OutsideWindow { next_window } => {
             if g.json {
@@ -102,12 +107,16 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
                 let list: Vec<String> = vs.iter().map(ToString::to_string).collect();
                 log::info!("retention removed {name} {}", list.join(", "));
             }
-            render::run_report(g, &report, errors.len())
+            let code = render::run_report(g, &report, errors.len())?;
+            Ok(signals::exit_code(stop, code))
         }
     }
 }
 
 pub fn resume(g: &Global, host: &Host) -> Result<u8> {
+    let stop = &host.options().stop;
+    signals::stop_on_signals(stop);
     let report = ops::resume(host, &Terminal::new(g, true))?;
-    render::run_report(g, &report, 0)
+    let code = render::run_report(g, &report, 0)?;
+    Ok(signals::exit_code(stop, code))
 }

@@ -8,6 +8,7 @@ use upgrade_core::version::Version;
 use crate::args::Global;
 use crate::exit;
 use crate::render::{self, Table};
+use crate::signals;
 use crate::terminal::Terminal;
 
 pub struct RollbackArgs {
@@ -56,8 +57,11 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
              | --run RUN_ID | --previous | --list"
         ),
     };
+    let stop = &host.options().stop;
+    signals::stop_on_signals(stop);
     let report = ops::rollback(host, &target, &Terminal::new(g, true))?;
-    render::run_report(g, &report, 0)
+    let code = render::run_report(g, &report, 0)?;
+    Ok(signals::exit_code(stop, code))
 }
 
 pub fn prune(
