@@ -170,7 +170,7 @@ pub enum ApplyOutcome {
         pruned: Option<super::PruneOutcome>,
         /// The interrupted run an unattended run finished first (when it
         /// ended cleanly; otherwise `report` is that run and nothing else ran).
-        resumed: Option<RunReport>,
+        resumed: Option<Box<RunReport>>,
     },
 }
 
@@ -243,7 +243,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
                     resumed: None,
                 });
             }
-            resumed = Some(report);
+            resumed = Some(Box::new(report));
             before_run(host, &o, &lock)?;
         }
         other => other?,
