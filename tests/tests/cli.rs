@@ -540,7 +540,7 @@ fn sigterm_during_verify_rolls_back_and_starts_nothing_new() {
     yaml.push_str("phases:\n  - {name: exporters, on_failure: continue}\n");
     std::fs::write(&stack, yaml).unwrap();
     sb.publish("mysqld_exporter", "0.17.3+broken");
-    let mut child = Command::new(bin("obs-upgrade"))
+    let child = Command::new(bin("obs-upgrade"))
         .arg("--root")
         .arg(&sb.root)
         .args(["apply", "--yes"])
