@@ -75,6 +75,9 @@ pub struct Faults {
     pub redirect: bool,
     /// Put this text in 500 bodies, with `{auth}` replaced by the request's Authorization header.
     pub echo_auth_in_errors: bool,
+    /// Send archive downloads this many bytes at a time, pausing between
+    /// (a trickle: every read succeeds, the whole never arrives).
+    pub trickle: Option<(usize, Duration)>,
     /// Answer every API request this late (a distant API, for benchmarks).
     pub api_delay: Option<std::time::Duration>,
 }
@@ -426,6 +429,23 @@ fn handle(
                 "Content-Range".into(),
                 format!("bytes {from}-{}/{}", data.len() - 1, data.len()),
             ));
+        }
+        if let (Some((chunk, pause)), false) = (faults.trickle, is_checksums) {
+            let mut head = format!("HTTP/1.1 {status} OK\r\nConnection: close\r\n");
+            for (k, v) in &h {
+                let _ = write!(head, "{k}: {v}\r\n");
+            }
+            head.push_str("\r\n");
+            out.write_all(head.as_bytes())?;
+            for part in body.chunks(chunk.max(1)) {
+                if stop.load(Ordering::SeqCst)
+                    || out.write_all(part).and_then(|()| out.flush()).is_err()
+                {
+                    break;
+                }
+                std::thread::sleep(pause);
+            }
+            return Ok(());
         }
         let cut = if is_checksums {
             None

@@ -600,6 +600,41 @@ fn wrong_checksum_truncation_stall_redirect_and_resume() {
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 
+    // A trickle (every read succeeds, 50 B/s) is given up by the
+    // minimum-speed rule, the partial kept for a resume.
+    let f = Fixture::new("");
+    f.server.state().faults.trickle = Some((10, Duration::from_millis(200)));
+    let slow_rule = Http::new(
+        HttpOptions {
+            read_timeout: Duration::from_secs(5),
+            min_speed: 2000,
+            speed_window: Duration::from_secs(1),
+            attempts: 1,
+            ..HttpOptions::default()
+        },
+        None,
+    );
+    let store = Store::new(
+        f.root.path().join("opt/obs-upgrade"),
+        f.root.path().join("var/cache/obs-upgrade"),
+        slow_rule,
+        Platform::new("linux", "amd64"),
+    );
+    let t = Instant::now();
+    let err = store
+        .stage(f.node(), &f.release("1.9.1"), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("slower than 2000 bytes/s over 1 s"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("kept and will be resumed"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+
     // Downloads behind a redirect, and a 500 that goes away.
     let f = Fixture::new("");
     f.server.state().faults.redirect = true;

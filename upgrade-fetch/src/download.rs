@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -42,6 +43,19 @@ pub enum Error {
         got: u64,
         /// Bytes announced.
         expected: u64,
+    },
+    /// The body came slower than the minimum speed for a whole window.
+    #[error(
+        "download of {url} is slower than {min_speed} bytes/s over {window_secs} s; the partial \
+         download was kept and will be resumed next time (check the network or the mirror)"
+    )]
+    TooSlow {
+        /// The URL.
+        url: String,
+        /// The minimum speed in bytes per second.
+        min_speed: u64,
+        /// The window in seconds.
+        window_secs: u64,
     },
     /// Larger than allowed.
     #[error("{url} is larger than the {cap}-byte limit; the partial download was removed")]
@@ -120,7 +134,22 @@ fn pump(
         .open(dest)
         .map_err(io_err(dest))?;
     let mut buf = vec![0u8; CHUNK];
+    // The minimum-speed rule: bytes received since the window began.
+    let (min_speed, window) = http.map_or((0, Duration::MAX), Http::min_speed);
+    let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
     loop {
+        if min_speed > 0 && window_start.elapsed() >= window {
+            let wanted = min_speed.saturating_mul(window.as_secs().max(1));
+            if window_bytes < wanted {
+                out.sync_all().map_err(io_err(dest))?;
+                return Err(Error::TooSlow {
+                    url: url.to_owned(),
+                    min_speed,
+                    window_secs: window.as_secs(),
+                });
+            }
+            (window_start, window_bytes) = (Instant::now(), 0);
+        }
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -169,6 +198,7 @@ fn pump(
         out.write_all(&buf[..n]).map_err(io_err(dest))?;
         hasher.update(&buf[..n]);
         done += n as u64;
+        window_bytes += n as u64;
         progress(done, total);
     }
     out.sync_all().map_err(io_err(dest))?;

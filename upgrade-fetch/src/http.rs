@@ -140,6 +140,19 @@ pub struct HttpOptions {
     pub allow_insecure: bool,
     /// Redirects followed at most.
     pub max_redirects: u32,
+    /// A download slower than this many bytes per second over a whole
+    /// [`HttpOptions::speed_window`] is given up (a trickle never holds the
+    /// run lock for long); the partial file is kept and resumed next time.
+    pub min_speed: u64,
+    /// The window `min_speed` is measured over.
+    pub speed_window: Duration,
+}
+
+impl Http {
+    /// The minimum download speed and its window.
+    pub fn min_speed(&self) -> (u64, Duration) {
+        (self.opts.min_speed, self.opts.speed_window)
+    }
 }
 
 impl Default for HttpOptions {
@@ -152,6 +165,8 @@ impl Default for HttpOptions {
             backoff: Duration::from_millis(500),
             allow_insecure: false,
             max_redirects: 5,
+            min_speed: 1024,
+            speed_window: Duration::from_secs(60),
         }
     }
 }
