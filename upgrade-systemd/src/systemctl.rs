@@ -22,6 +22,19 @@ pub enum Error {
         /// systemctl's own words.
         message: String,
     },
+    /// systemctl did not return in time (a stop or start that hangs).
+    #[error(
+        "systemctl {action} {unit} did not return within {secs} s (a stop or start that hangs); \
+         gave up and left the unit to systemd; see `systemctl status {unit}`"
+    )]
+    TimedOut {
+        /// The verb.
+        action: String,
+        /// The unit.
+        unit: String,
+        /// The deadline in seconds.
+        secs: f64,
+    },
     /// systemctl could not be run at all.
     #[error("cannot run systemctl ({}): {cause}; is systemd installed?", command.join(" "))]
     Spawn {
@@ -57,7 +70,12 @@ impl From<fsutil::IoError> for Error {
 pub struct Systemd {
     prefix: Vec<String>,
     unit_dir: PathBuf,
+    timeout: std::time::Duration,
 }
+
+/// How long one systemctl call may take by default: longer than systemd's
+/// own default stop timeout (90 s) plus a start.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(150);
 
 /// The properties read by [`Systemd::status`].
 pub const PROPERTIES: &str = concat!(
@@ -92,7 +110,15 @@ impl Systemd {
         Systemd {
             prefix: Vec::new(),
             unit_dir: root.join("etc/systemd/system"),
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Gives each systemctl call this long before it is killed and reported.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Runs systemctl behind a command prefix (for example `nsenter -t PID -a`).
@@ -120,15 +146,25 @@ impl Systemd {
         command.push("systemctl".into());
         command.extend(args.iter().map(|a| (*a).to_owned()));
         log::debug!("{}", command.join(" "));
-        let out = duct::cmd(&command[0], &command[1..])
+        let spawn = |cause| Error::Spawn {
+            command: command.clone(),
+            cause,
+        };
+        let handle = duct::cmd(&command[0], &command[1..])
             .stdout_capture()
             .stderr_capture()
+            .stdin_null()
             .unchecked()
-            .run()
-            .map_err(|cause| Error::Spawn {
-                command: command.clone(),
-                cause,
-            })?;
+            .start()
+            .map_err(spawn)?;
+        let Some(out) = handle.wait_timeout(self.timeout).map_err(spawn)? else {
+            let _ = handle.kill();
+            return Err(Error::TimedOut {
+                action: action.into(),
+                unit: unit.into(),
+                secs: self.timeout.as_secs_f64(),
+            });
+        };
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
@@ -282,6 +318,31 @@ impl ServiceControl for Systemd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_systemctl_that_hangs_is_given_up_at_its_deadline() {
+        // The prefix makes the command `sh -c 'sleep 30' sh systemctl …`.
+        let sd = Systemd::new(Path::new("/"))
+            .with_prefix(vec![
+                "sh".into(),
+                "-c".into(),
+                "sleep 30".into(),
+                "sh".into(),
+            ])
+            .with_timeout(std::time::Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        let e = sd.systemctl("restart", "x.service", &["restart", "x.service"]);
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("did not return within 0.3 s") && e.contains("x.service"),
+            "{e}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+    }
 
     #[test]
     fn show_output() {
