@@ -575,3 +575,30 @@ fn sigterm_during_verify_rolls_back_and_starts_nothing_new() {
     let o = sb.run(&["apply", "--unattended"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+#[test]
+fn check_notify_sends_each_new_set_of_updates_once() {
+    let sb = Sb::new();
+    let events = sb.dir.path().join("events");
+    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
+    let mut yaml = std::fs::read_to_string(&stack).unwrap();
+    yaml.push_str(&format!(
+        "notifications:\n  level: on-change\n  commands:\n    - [sh, -c, 'cat >> {}; echo >> {}']\n",
+        events.display(),
+        events.display()
+    ));
+    std::fs::write(&stack, yaml).unwrap();
+    let sent = || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .matches("updates_available")
+            .count()
+    };
+    assert_eq!(sb.run(&["check", "--notify"]).status.code(), Some(0));
+    assert_eq!(sent(), 1);
+    assert_eq!(sb.run(&["check", "--notify"]).status.code(), Some(0));
+    assert_eq!(sent(), 1, "the same updates are not sent again");
+    sb.publish("node_exporter", "1.9.2");
+    assert_eq!(sb.run(&["check", "--notify"]).status.code(), Some(0));
+    assert_eq!(sent(), 2, "a new set is sent");
+}

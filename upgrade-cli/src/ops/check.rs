@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use upgrade_core::config::ReportLevel;
 use upgrade_core::engine::Scope;
 use upgrade_core::planner::{BlockReason, Plan, SkipReason};
 
@@ -169,6 +170,44 @@ fn row(name: &str, res: &Resolution, plan: &Plan) -> CheckRow {
     row
 }
 
+/// Sends "updates available" — at `on-change`, once per new set of updates
+/// (the set last sent is kept in the state directory; it is forgotten when
+/// there are no updates, so a set that comes back is sent again).
+fn notify_updates(host: &Host, components: &[CheckRow]) {
+    let lines: Vec<String> = components
+        .iter()
+        .filter(|r| r.status == "update")
+        .map(|r| {
+            let installed = r.installed.as_deref().unwrap_or_default();
+            let target = r.target.as_deref().unwrap_or_default();
+            format!("{} {installed} → {target}", r.name)
+        })
+        .collect();
+    let sent = host.paths().state_dir.join("notified-updates");
+    if lines.is_empty() {
+        let _ = std::fs::remove_file(&sent);
+        return;
+    }
+    let text = lines.join("\n");
+    let on_change = host.stack().notifications.level == ReportLevel::OnChange;
+    if on_change && std::fs::read_to_string(&sent).is_ok_and(|t| t == text) {
+        log::info!("these updates were already notified; not sending them again");
+        return;
+    }
+    let event = upgrade_core::ports::Event::UpdatesAvailable { updates: lines };
+    match host.notifier().notify(&event) {
+        Ok(()) => {
+            let dir = &host.paths().state_dir;
+            let saved = upgrade_state::fsutil::create_dir_all(dir)
+                .and_then(|()| upgrade_state::fsutil::atomic_write(&sent, text.as_bytes(), None));
+            if let Err(e) = saved {
+                log::warn!("cannot remember the notified updates: {e}");
+            }
+        }
+        Err(e) => log::warn!("notification failed: {e}"),
+    }
+}
+
 /// Installed and available versions of every component, and what the plan
 /// would do with each.
 pub fn check(host: &Host, opts: &CheckOptions) -> Result<CheckReport, Error> {
@@ -181,20 +220,8 @@ pub fn check(host: &Host, opts: &CheckOptions) -> Result<CheckReport, Error> {
         .map(|name| row(name, &res, &plan))
         .collect();
     let updates = components.iter().any(|r| r.status == "update");
-    if opts.notify && updates {
-        let lines: Vec<String> = components
-            .iter()
-            .filter(|r| r.status == "update")
-            .map(|r| {
-                let installed = r.installed.as_deref().unwrap_or_default();
-                let target = r.target.as_deref().unwrap_or_default();
-                format!("{} {installed} → {target}", r.name)
-            })
-            .collect();
-        let event = upgrade_core::ports::Event::UpdatesAvailable { updates: lines };
-        if let Err(e) = host.notifier().notify(&event) {
-            log::warn!("notification failed: {e}");
-        }
+    if opts.notify {
+        notify_updates(host, &components);
     }
     Ok(CheckReport {
         environment: host.stack().environment.clone(),
