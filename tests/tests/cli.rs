@@ -582,11 +582,10 @@ fn check_notify_sends_each_new_set_of_updates_once() {
     let events = sb.dir.path().join("events");
     let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
     let mut yaml = std::fs::read_to_string(&stack).unwrap();
-    yaml.push_str(&format!(
-        "notifications:\n  level: on-change\n  commands:\n    - [sh, -c, 'cat >> {}; echo >> {}']\n",
-        events.display(),
-        events.display()
-    ));
+    let hook = format!("cat >> {0}; echo >> {0}", events.display());
+    yaml.push_str("notifications:\n  level: on-change\n  commands:\n    - [sh, -c, '");
+    yaml.push_str(&hook);
+    yaml.push_str("']\n");
     std::fs::write(&stack, yaml).unwrap();
     let sent = || {
         std::fs::read_to_string(&events)
