@@ -37,6 +37,10 @@ pub struct Input {
     pub held: Vec<(String, String)>,
     /// Releases that failed here (component, version), never planned again.
     pub failed_here: Vec<(String, String)>,
+    /// When the last run started, if it is unfinished.
+    pub unfinished_since: Option<Timestamp>,
+    /// Whether that unfinished run is interrupted (nobody holds the lock).
+    pub interrupted: bool,
 }
 
 const STATUSES: [RunStatus; 3] = [
@@ -241,6 +245,20 @@ pub fn render(now: &Input, history: &[HistoryRecord]) -> String {
             .map(|(c, v)| (pair(c, v), "1".to_owned()))
             .collect(),
     );
+    if let Some(t) = now.unfinished_since {
+        family(
+            "obs_upgrade_run_unfinished_since_timestamp_seconds",
+            "gauge",
+            "When the run that is still under way (or was interrupted) started.",
+            vec![(String::new(), secs(t))],
+        );
+    }
+    family(
+        "obs_upgrade_run_interrupted",
+        "gauge",
+        "1 when the last run was interrupted and nobody is finishing it.",
+        vec![(String::new(), u8::from(now.interrupted).to_string())],
+    );
     family(
         "obs_upgrade_unattended_enabled",
         "gauge",
@@ -281,6 +299,8 @@ mod tests {
             unattended: true,
             held: vec![("node_exporter".into(), "1.9.1".into())],
             failed_here: vec![("node_exporter".into(), "1.10.0".into())],
+            unfinished_since: Some(t),
+            interrupted: true,
         };
         let history = vec![HistoryRecord::Run {
             run_id: "r".into(),
@@ -298,6 +318,8 @@ mod tests {
         assert!(text.contains(
             "obs_upgrade_component_held{component=\"node_exporter\",version=\"1.9.1\"} 1"
         ));
+        assert!(text.contains("obs_upgrade_run_interrupted 1"));
+        assert!(text.contains("obs_upgrade_run_unfinished_since_timestamp_seconds 1800000000"));
         assert!(text.contains(
             "obs_upgrade_release_quarantined{component=\"node_exporter\",version=\"1.10.0\"} 1"
         ));

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use upgrade_core::journal::RunRecord;
 use upgrade_core::planner::Release;
 use upgrade_state::metrics::{self, ComponentNow, Input};
 use upgrade_systemd::timers::UNITS;
@@ -44,7 +45,14 @@ fn input(host: &Host, res: &Resolution) -> Result<Input, Error> {
         .and_then(|t| t.trim().parse().ok());
     let unattended = host.unit_dir().join(UNITS[3]).exists();
     let holds = host.holds()?;
+    let unfinished = host.last_run().filter(RunRecord::is_unfinished);
+    let lock_free = matches!(
+        host.paths().run_lock().probe(),
+        Ok(upgrade_state::LockState::Free)
+    );
     Ok(Input {
+        unfinished_since: unfinished.as_ref().map(|r| r.started_at),
+        interrupted: unfinished.is_some() && lock_free,
         components,
         last_check,
         unattended,
