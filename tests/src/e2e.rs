@@ -583,12 +583,16 @@ impl Host {
                     .iter()
                     .find(|(k, _)| k.starts_with(&format!("{c}:")))
             }) {
-                let want_new = rec.status == upgrade_core::journal::ComponentStatus::Completed;
-                assert_eq!(
-                    running.same_release(&new),
-                    want_new,
-                    "{context}: {c} journal says {:?}, runs {running}",
-                    rec.status
+                // Completed: at the step's target (an upgrade's new version,
+                // a manual rollback's old one); anything else: where it was.
+                let completed = rec.status == upgrade_core::journal::ComponentStatus::Completed;
+                let want = if completed { &rec.to } else { &rec.from };
+                assert!(
+                    running.same_release(want),
+                    "{context}: {c} journal says {:?} ({} → {}), runs {running}",
+                    rec.status,
+                    rec.from,
+                    rec.to
                 );
             }
         }

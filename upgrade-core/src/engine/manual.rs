@@ -95,7 +95,7 @@ pub fn rollback_run(
             run_id: id,
             component,
             from: Some(from),
-            outcome: Outcome::Upgraded,
+            outcome: Outcome::Upgraded | Outcome::Reverted,
             ..
         } = r
             && id == run_id
