@@ -221,7 +221,27 @@ fn rate_limit_exhaustion_with_and_without_a_cached_answer() {
         "{err}"
     );
     assert!(err.contains("OBS_UPGRADE_GITHUB_TOKEN"), "{err}");
+    assert!(
+        !err.contains("--offline"),
+        "nothing is cached to go offline with: {err}"
+    );
     assert_eq!(server.seen("/repos/").len(), 1, "no retry storm");
+    // With a token sent, asking for a token is no way out.
+    let client = ApiClient::new(
+        fast_http(Some(Token::new("ghp_sent"))),
+        cache.path(),
+        Duration::ZERO,
+        false,
+    );
+    let err = Sources::new(client, &server.url(), &server.url(), None)
+        .releases(node)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the token sent has used up its own limit"),
+        "{err}"
+    );
+    assert!(!err.contains("set a token"), "{err}");
 
     // With a cached answer from an earlier run: it is used.
     server.state().rate_remaining = 5;

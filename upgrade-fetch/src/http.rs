@@ -84,15 +84,23 @@ pub enum Error {
     },
     /// The API's rate limit is used up.
     #[error(
-        "the API rate limit for {url} is used up{}; set OBS_UPGRADE_GITHUB_TOKEN for a higher \
-            limit, or run with --offline to use cached answers",
-        match reset { Some(r) => format!(" until {r}"), None => String::new() }
+        "the API rate limit for {url} is used up{}, and no answer is cached; {}",
+        match reset { Some(r) => format!(" until {r}"), None => String::new() },
+        if *token_sent {
+            "the token sent has used up its own limit: wait for the reset, or list releases \
+             from a mirror"
+        } else {
+            "set a token (OBS_UPGRADE_GITHUB_TOKEN, or OBS_UPGRADE_GITLAB_TOKEN for GitLab) for \
+             a higher limit, or list releases from a mirror"
+        }
     )]
     RateLimited {
         /// The URL.
         url: String,
         /// When the limit resets, if the server said.
         reset: Option<Timestamp>,
+        /// Whether a token was sent (then a token is not the way out).
+        token_sent: bool,
     },
     /// The request timed out.
     #[error("{url} timed out ({what}); the server is slow or unreachable, try again later")]
@@ -363,6 +371,7 @@ impl Http {
             return Err(Error::RateLimited {
                 url: url.to_owned(),
                 reset,
+                token_sent: self.token.is_some(),
             });
         }
         let body = answer.text(4096).unwrap_or_default();
