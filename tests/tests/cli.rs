@@ -320,6 +320,14 @@ fn config_errors_usage_and_the_lock() {
         err.contains(&format!("pid {}", std::process::id())) && err.contains("--wait-lock"),
         "{err}"
     );
+    // A dry run is a Go/No-Go: the held lock would stop the run (exit 1).
+    let o = sb.run(&["apply", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("No-Go: another run holds the lock"),
+        "{}",
+        text(&o)
+    );
     let o = sb.run(&["status"]);
     assert!(
         String::from_utf8_lossy(&o.stdout)

@@ -186,6 +186,33 @@ fn approver<'a>(
     }
 }
 
+/// What would stop the whole run, for a dry run's Go/No-Go: the window (an
+/// unattended run), another run holding the lock, an unfinished run.
+fn dry_run_blockers(host: &Host, o: &engine::Options) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    if let Err(e) = engine::ensure_window(host.stack(), o, jiff::Timestamp::now()) {
+        out.push(e.to_string());
+    }
+    if let upgrade_state::LockState::Held(holder) = host.paths().run_lock().probe()? {
+        out.push(match holder {
+            Some(h) => format!("another run holds the lock: {h}"),
+            None => "another run holds the lock".into(),
+        });
+    }
+    ensure_state_readable(host)?;
+    if let Some(run) = host
+        .last_run()
+        .filter(upgrade_core::journal::RunRecord::is_unfinished)
+    {
+        out.push(format!(
+            "run {} is unfinished: `obs-upgrade resume` first (an unattended run finishes it \
+             by itself)",
+            run.id
+        ));
+    }
+    Ok(out)
+}
+
 /// Carries out the plan: the window and an unfinished run are checked before
 /// anything else, every release is downloaded and verified before anything
 /// is stopped, then the engine runs its transactions.
@@ -207,7 +234,10 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
     if opts.mode == Mode::DryRun {
         let res = host.resolve();
         let plan = plan_for(&res)?;
-        let report = with_ports(host, ui, |p| engine::dry_run(stack, &plan, p, &o))??;
+        let mut report = with_ports(host, ui, |p| {
+            engine::dry_run(stack, &plan, &res.available, p, &o)
+        })??;
+        report.blockers = dry_run_blockers(host, &o)?;
         return Ok(ApplyOutcome::Ran {
             report,
             errors: res.errors,

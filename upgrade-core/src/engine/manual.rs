@@ -73,7 +73,7 @@ pub fn rollback_component(
     o.approve_all = true;
     o.allow_unhealthy = true;
     if o.mode == Mode::DryRun {
-        return dry_run(stack, &plan, ports, &o);
+        return dry_run(stack, &plan, &BTreeMap::new(), ports, &o);
     }
     let approve = Approver::Ask(&mut |_| true);
     apply(stack, &plan, &BTreeMap::new(), ports, &o, lock, approve)

@@ -336,9 +336,24 @@ pub struct RunReport {
     pub steps: Vec<StepReport>,
     /// Dry-run findings and notes.
     pub notes: Vec<String>,
+    /// Why a dry run says No-Go for the whole run (another run holds the
+    /// lock, an unfinished run, a closed window); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<String>,
 }
 
 impl RunReport {
+    /// Whether a dry run (status PLANNING) found anything that would stop
+    /// the run or a step of it: the Go/No-Go's answer.
+    pub fn no_go(&self) -> bool {
+        self.status == RunStatus::Planning
+            && (!self.blockers.is_empty()
+                || self
+                    .steps
+                    .iter()
+                    .any(|s| s.status == ComponentStatus::Skipped))
+    }
+
     fn count(&self, f: impl Fn(&ComponentStatus) -> bool) -> usize {
         self.steps.iter().filter(|s| f(&s.status)).count()
     }
@@ -387,4 +402,36 @@ pub fn run_id(at: jiff::Timestamp, pid: u32) -> String {
 /// Where a run's backups are.
 pub fn backups_of(layout: &Layout, run_id: &str) -> std::path::PathBuf {
     layout.state_dir().join("backups").join(run_id)
+}
+
+/// Runs a component's configuration check with the binaries of the release
+/// in `dir` (`{dir}`, `{config}` filled in), when it has one and its
+/// configuration file exists: `None` when there is nothing to check, else
+/// the checker's name or why the configuration does not pass.
+fn check_config(
+    ports: &Ports<'_>,
+    comp: &crate::config::Component,
+    dir: &std::path::Path,
+    to: &Version,
+) -> Option<Result<String, String>> {
+    let spec = &comp.spec;
+    let (Some(check), Some(config)) = (&spec.config_check, &spec.config_path) else {
+        return None;
+    };
+    if !ports.inspector.exists(config) {
+        return None;
+    }
+    let host_config = ports.layout.host(config).display().to_string();
+    let dir = dir.display().to_string();
+    let argv: Vec<String> = check
+        .iter()
+        .map(|a| a.replace("{dir}", &dir).replace("{config}", &host_config))
+        .collect();
+    Some(
+        ports
+            .inspector
+            .run_check(&argv)
+            .map(|_| argv[0].clone())
+            .map_err(|e| format!("the configuration does not pass {to}'s own check: {e}")),
+    )
 }

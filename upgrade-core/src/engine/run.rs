@@ -390,6 +390,7 @@ impl Run<'_, '_> {
             status: self.record.status,
             steps,
             notes: Vec::new(),
+            blockers: Vec::new(),
         }
     }
 }

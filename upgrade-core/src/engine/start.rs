@@ -194,7 +194,7 @@ pub fn apply(
     mut approver: Approver<'_>,
 ) -> Result<RunReport, Error> {
     if opts.mode == Mode::DryRun {
-        return dry_run(stack, plan, ports, opts);
+        return dry_run(stack, plan, releases, ports, opts);
     }
     preconditions(stack, ports.journal, ports.clock.now(), opts, lock)?;
     let t = ports.clock.now();
@@ -267,13 +267,39 @@ fn nothing_to_do(
         status: RunStatus::Completed,
         steps,
         notes: Vec::new(),
+        blockers: Vec::new(),
     })
 }
 
 /// What a dry run finds wrong with one step now (empty: it would go ahead).
-fn dry_problems(stack: &Stack, ports: &Ports<'_>, opts: &Options, step: &Step) -> Vec<String> {
+fn dry_problems(
+    stack: &Stack,
+    releases: &BTreeMap<String, Vec<Release>>,
+    ports: &Ports<'_>,
+    opts: &Options,
+    step: &Step,
+) -> Vec<String> {
     let comp = &stack.components[&step.component];
     let mut problems = Vec::new();
+    let largest = releases
+        .get(&step.component)
+        .and_then(|rs| rs.iter().find(|r| r.version == step.to))
+        .and_then(|r| r.assets.iter().filter_map(|a| a.size).max())
+        .unwrap_or(0);
+    match ports.store.free_bytes() {
+        Ok(free) if free < largest.saturating_mul(2) => problems.push(format!(
+            "only {free} bytes free for the store; {} needed (twice the artifact)",
+            largest.saturating_mul(2)
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("cannot tell free space: {e}")),
+    }
+    // The new release's own configuration check, when it is staged already.
+    if let Ok(Some(staged)) = ports.store.staged(&comp.name, &step.to)
+        && let Some(Err(e)) = super::check_config(ports, comp, &staged.dir, &step.to)
+    {
+        problems.push(e);
+    }
     match ports.inspector.installed(comp) {
         Ok(Some(i)) if !i.version.same_release(&step.from) && !i.version.same_release(&step.to) => {
             problems.push(format!(
@@ -303,10 +329,14 @@ fn dry_problems(stack: &Stack, ports: &Ports<'_>, opts: &Options, step: &Step) -
     problems
 }
 
-/// Plan and preflight only: reads, never writes, needs no lock.
+/// Plan and preflight only (a Go/No-Go): every check that needs no change
+/// to the host — free space, the installed version, health, approval, and
+/// the new release's configuration check when it is staged. Reads, never
+/// writes, needs no lock; a step with a problem is reported skipped, with it.
 pub fn dry_run(
     stack: &Stack,
     plan: &Plan,
+    releases: &BTreeMap<String, Vec<Release>>,
     ports: &Ports<'_>,
     opts: &Options,
 ) -> Result<RunReport, Error> {
@@ -317,11 +347,13 @@ pub fn dry_run(
         if !in_scope(stack, &opts.scope, step) || !stack.components.contains_key(&step.component) {
             continue;
         }
-        let problems = dry_problems(stack, ports, opts, step);
-        if stack.components[&step.component]
-            .spec
-            .config_check
-            .is_some()
+        let problems = dry_problems(stack, releases, ports, opts, step);
+        let staged = ports.store.staged(&step.component, &step.to).ok().flatten();
+        if staged.is_none()
+            && stack.components[&step.component]
+                .spec
+                .config_check
+                .is_some()
         {
             notes.push(format!(
                 "{}: the configuration is checked with {}'s own checker once it is staged \
@@ -349,6 +381,7 @@ pub fn dry_run(
         status: RunStatus::Planning,
         steps,
         notes,
+        blockers: Vec::new(),
     })
 }
 

@@ -214,22 +214,13 @@ impl Run<'_, '_> {
         if !v.same_release(&tx.to) {
             return Err(format!("the staged {main} reports {v}, not {}", tx.to));
         }
-        let spec = &tx.comp.spec;
-        if let (Some(check), Some(config)) = (&spec.config_check, &spec.config_path)
-            && self.ports.inspector.exists(config)
-        {
-            let host_config = self.ports.layout.host(config).display().to_string();
-            let dir = staged.dir.display().to_string();
-            let argv: Vec<String> = check
-                .iter()
-                .map(|a| a.replace("{dir}", &dir).replace("{config}", &host_config))
-                .collect();
-            self.ports.inspector.run_check(&argv).map_err(|e| {
-                format!("the configuration does not pass {}'s own check: {e}", tx.to)
-            })?;
-            return Ok(format!("reports {v}; configuration checked by {}", argv[0]));
+        match super::check_config(self.ports, &tx.comp, &staged.dir, &tx.to) {
+            Some(checker) => Ok(format!(
+                "reports {v}; configuration checked by {}",
+                checker?
+            )),
+            None => Ok(format!("reports {v}")),
         }
-        Ok(format!("reports {v}"))
     }
 
     /// Config and unit files saved; an unmanaged binary adopted into the store.

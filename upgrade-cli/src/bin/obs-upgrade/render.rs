@@ -90,7 +90,8 @@ pub fn run_report(
     report: &RunReport,
     unchecked: usize,
 ) -> anyhow::Result<u8> {
-    let code = if report.failed() + report.rolled_back() > 0 || unchecked > 0 {
+    // A dry run is a Go/No-Go: anything that would stop it is a failure.
+    let code = if report.failed() + report.rolled_back() > 0 || unchecked > 0 || report.no_go() {
         crate::exit::FAILED
     } else {
         crate::exit::OK
@@ -98,6 +99,9 @@ pub fn run_report(
     if g.json {
         json("run", report)?;
         return Ok(code);
+    }
+    for b in &report.blockers {
+        println!("No-Go: {b}");
     }
     if (report.steps.is_empty() || report.all_at_target()) && unchecked > 0 {
         println!(
@@ -138,6 +142,10 @@ pub fn run_report(
     }
     if report.status != RunStatus::Planning {
         println!("run {}: {}", report.run_id, report.status);
+    } else if report.no_go() {
+        println!("No-Go: the run would stop or skip the steps above.");
+    } else {
+        println!("Go: every check passed.");
     }
     Ok(code)
 }
