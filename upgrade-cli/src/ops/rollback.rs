@@ -43,7 +43,7 @@ pub struct RunSummary {
     pub run_id: String,
     /// When its first upgrade finished (to the second).
     pub finished_at: String,
-    /// `component from → to` lines.
+    /// `component from → to` lines (upgrades, or a manual rollback's moves).
     pub upgraded: Vec<String>,
 }
 
@@ -52,7 +52,8 @@ pub struct RunSummary {
 pub struct RollbackList {
     /// The store per component.
     pub components: Vec<VersionsRow>,
-    /// Runs that upgraded something, newest first.
+    /// Runs that moved something (upgrades, and manual rollbacks, which can be
+/// undone too), newest first.
     pub runs: Vec<RunSummary>,
 }
 
@@ -69,7 +70,7 @@ fn runs(records: &[HistoryRecord]) -> Vec<RunSummary> {
             component,
             from,
             to,
-            outcome: Outcome::Upgraded,
+            outcome: Outcome::Upgraded | Outcome::Reverted,
             finished_at,
             ..
         } = r
