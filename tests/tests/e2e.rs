@@ -715,3 +715,187 @@ fn downtime_of_a_switch_and_socket_activation() {
     assert_eq!(refused, 0, "no connection refused with socket activation");
     assert!(ok > 20);
 }
+
+/// Publishes a node_exporter release built from the sandbox exporter
+/// (`+broken` in the version: it starts, but every scrape fails).
+fn publish_node(h: &Host, version: &str) {
+    let exporter = std::fs::read(obs_upgrade_tests::bin("sandbox-exporter")).unwrap();
+    let binary = obs_upgrade_tests::sandbox::patched(&exporter, version);
+    let (name, tgz) = obs_upgrade_tests::archives::promu(
+        "node_exporter",
+        version,
+        "amd64",
+        &[("node_exporter", &binary)],
+    );
+    let sums = obs_upgrade_tests::archives::checksums(&[(&name, &tgz)]);
+    let asset = |name: String, data: Vec<u8>| obs_upgrade_tests::release_server::FakeAsset {
+        name,
+        data: std::sync::Arc::new(data),
+        with_digest: false,
+    };
+    let release = obs_upgrade_tests::release_server::FakeRelease::new(
+        &format!("v{version}"),
+        "2025-09-01T00:00:00Z",
+        vec![asset(name, tgz), asset("sha256sums.txt".into(), sums)],
+    );
+    h.server
+        .state()
+        .github
+        .get_mut("prometheus/node_exporter")
+        .unwrap()
+        .insert(0, release);
+    // Seen at once, not after the API cache's 15 minutes.
+    std::fs::remove_dir_all(h.root("var/cache/obs-upgrade/api")).ok();
+}
+
+fn v(s: &str) -> upgrade_core::version::Version {
+    upgrade_core::version::Version::parse(s).unwrap()
+}
+
+/// Starts `obs-upgrade apply --unattended` as a transient service of the
+/// namespace's systemd (as its timer would), and waits for the verify step.
+fn apply_as_a_service(h: &Host, unit: &str) {
+    let obs = h.obs.display().to_string();
+    let started = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &h.ns.pid.to_string(),
+            "-a",
+            "systemd-run",
+            "--unit",
+            unit,
+        ])
+        .args(["--service-type=exec", "--property=TimeoutStopSec=300"])
+        .arg("--property=KillMode=mixed")
+        .args(["--setenv=NO_COLOR=1", &obs, "--root", e2e::ROOT])
+        .args([
+            "--unit-dir",
+            "/run/systemd/system",
+            "--service-manager",
+            "systemd",
+        ])
+        .args(["apply", "--unattended"])
+        .status()
+        .unwrap();
+    assert!(started.success(), "systemd-run {unit}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let verifying = || {
+        h.state().is_some_and(|r| {
+            r.components.values().any(|c| {
+                c.status
+                    == ComponentStatus::InProgress {
+                        step: upgrade_core::journal::TxStep::Verify,
+                    }
+            })
+        })
+    };
+    while !verifying() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{unit} never reached verify"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unattended_failure_memory_holds_signals_and_recovery_on_systemd() {
+    if !e2e::available("unattended_failure_memory_holds_signals_and_recovery_on_systemd") {
+        return;
+    }
+    // Only patch releases of the installed line (low risk: an unattended
+    // run applies them), so trixie's 1.9.0 is withdrawn.
+    let h = Host::boot(&["node_exporter"], &[("node_exporter", "patch")], "");
+    h.server
+        .state()
+        .github
+        .get_mut("prometheus/node_exporter")
+        .unwrap()
+        .retain(|r| !r.tag.starts_with("v1.9"));
+    let ctx = |what: &str, o: &Output| format!("{what}: {}", out(o));
+    // 1. A failing patch release, applied unattended twice: switched once,
+    // untouched the second time; a newer good release is still planned.
+    publish_node(&h, "1.5.1+broken");
+    let o = h.obs(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(1), "{}", ctx("first", &o));
+    assert!(h.wait_version("node_exporter", &old("node_exporter")));
+    let pid = h.main_pid("node_exporter");
+    let downloads = h.server.seen("/dl/").len();
+    let o = h.obs(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("second", &o));
+    assert_eq!(
+        h.main_pid("node_exporter"),
+        pid,
+        "untouched the second time"
+    );
+    assert_eq!(h.server.seen("/dl/").len(), downloads, "nothing downloaded");
+    publish_node(&h, "1.5.2");
+    let o = h.obs(&["plan"]);
+    let plan = out(&o);
+    assert!(plan.contains("1.5.0 → 1.5.2"), "{plan}");
+    let o = h.obs(&["quarantine", "list"]);
+    assert!(out(&o).contains("1.5.1+broken"), "{}", out(&o));
+    let o = h.obs(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("good", &o));
+    assert!(h.wait_version("node_exporter", &v("1.5.2")));
+
+    // 2. A manual rollback (never to the failed release), then an unattended
+    // run: nothing moves.
+    let o = h.obs(&["rollback", "--component", "node_exporter", "--previous"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("rollback", &o));
+    assert!(h.wait_version("node_exporter", &old("node_exporter")));
+    let pid = h.main_pid("node_exporter");
+    let o = h.obs(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("held", &o));
+    assert_eq!(
+        h.main_pid("node_exporter"),
+        pid,
+        "a held component is not moved"
+    );
+
+    // 3. `systemctl stop` of the apply service while a failing release is
+    // being verified: when the stop returns, the old version is live and
+    // healthy; the next unattended run ends cleanly.
+    let o = h.obs(&["hold", "release", "node_exporter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("release", &o));
+    publish_node(&h, "1.5.3+broken");
+    apply_as_a_service(&h, "obs-apply-stop");
+    let sd = h.ns.systemd();
+    sd.systemctl("stop", "obs-apply-stop", &["stop", "obs-apply-stop"])
+        .unwrap();
+    assert!(
+        h.running_version("node_exporter")
+            .is_some_and(|r| r.same_release(&old("node_exporter"))),
+        "the old version serves when the stop returns"
+    );
+    assert!(sd.show("node_exporter.service").unwrap().is_running());
+    let o = h.obs(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("after the stop", &o));
+    assert!(
+        h.wait_version("node_exporter", &v("1.5.2")),
+        "1.5.2, not 1.5.3+broken"
+    );
+
+    // 4. SIGKILL during verify: the next unattended run finishes the rollback.
+    publish_node(&h, "1.5.4+broken");
+    apply_as_a_service(&h, "obs-apply-kill");
+    sd.systemctl(
+        "kill",
+        "obs-apply-kill",
+        &["kill", "--signal=SIGKILL", "obs-apply-kill"],
+    )
+    .unwrap();
+    let o = h.obs(&["apply", "--unattended"]);
+    assert_eq!(o.status.code(), Some(0), "{}", ctx("after the kill", &o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("finished the interrupted run"));
+    assert!(h.wait_version("node_exporter", &v("1.5.2")));
+    assert!(sd.show("node_exporter.service").unwrap().is_running());
+
+    // 5. Releases that cannot be listed: never "up to date".
+    h.server.state().faults.api_500 = 1000;
+    std::fs::remove_dir_all(h.root("var/cache/obs-upgrade/api")).ok();
+    for args in [&["check"][..], &["check", "--exit-code"], &["plan"]] {
+        let o = h.obs(args);
+        assert_eq!(o.status.code(), Some(1), "{}", ctx(&args.join(" "), &o));
+    }
+}

@@ -119,6 +119,9 @@ pub fn render(
             // gives it time to finish or roll back the component in flight.
             "TimeoutStartSec=4h\n",
             "TimeoutStopSec=15min\n",
+            // SIGTERM to obs-upgrade alone: its systemctl and checks must
+            // live to finish or roll back the component in flight.
+            "KillMode=mixed\n",
             "ExecStart={}\n",
             "ExecStopPost={}\n",
             "{}",

@@ -53,7 +53,7 @@ pub struct RollbackList {
     /// The store per component.
     pub components: Vec<VersionsRow>,
     /// Runs that moved something (upgrades, and manual rollbacks, which can be
-/// undone too), newest first.
+    /// undone too), newest first.
     pub runs: Vec<RunSummary>,
 }
 
@@ -103,7 +103,8 @@ pub fn rollback_list(host: &Host) -> Result<RollbackList, Error> {
     })
 }
 
-/// The version `--previous` goes back to: the newest in the store below the current one.
+/// The version `--previous` goes back to: the newest in the store below the
+/// current one that did not fail here.
 fn previous_version(host: &Host, component: &str) -> Result<Version, Error> {
     host.check_scope(&engine::Scope::Component {
         name: component.to_owned(),
@@ -117,15 +118,17 @@ fn previous_version(host: &Host, component: &str) -> Result<Version, Error> {
             "{component} is not managed by the store yet; nothing to roll back"
         )))
     })?;
+    let holds = host.holds()?;
     store
         .versions(component)
         .map_err(read)?
         .into_iter()
-        .filter(|v| *v < current)
+        .filter(|v| *v < current && holds.bad(component, v).is_none())
         .max()
         .ok_or_else(|| {
             Error::Engine(engine::Error::Rollback(format!(
-                "no version of {component} older than {current} is in the store"
+                "no version of {component} older than {current} is in the store (versions \
+                 that failed here are not gone back to)"
             )))
         })
 }
