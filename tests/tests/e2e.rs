@@ -716,7 +716,7 @@ fn downtime_of_a_switch_and_socket_activation() {
     assert!(ok > 20);
 }
 
-/// Publishes a node_exporter release built from the sandbox exporter
+/// Publishes a `node_exporter` release built from the sandbox exporter
 /// (`+broken` in the version: it starts, but every scrape fails).
 fn publish_node(h: &Host, version: &str) {
     let exporter = std::fs::read(obs_upgrade_tests::bin("sandbox-exporter")).unwrap();

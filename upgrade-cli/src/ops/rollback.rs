@@ -61,7 +61,8 @@ fn history_records(host: &Host) -> Result<Vec<HistoryRecord>, Error> {
     Ok(History::open(&host.paths().state_dir)?.read_all()?.records)
 }
 
-/// Runs that upgraded something, newest first.
+/// Runs that moved something (upgrades, and manual rollbacks, which can be
+/// undone too), newest first.
 fn runs(records: &[HistoryRecord]) -> Vec<RunSummary> {
     let mut out: Vec<RunSummary> = Vec::new();
     for r in records {
