@@ -899,3 +899,33 @@ fn unattended_failure_memory_holds_signals_and_recovery_on_systemd() {
         assert_eq!(o.status.code(), Some(1), "{}", ctx(&args.join(" "), &o));
     }
 }
+
+#[test]
+fn a_unit_whose_stop_hangs_is_given_up_at_the_deadline() {
+    if !e2e::available("a_unit_whose_stop_hangs_is_given_up_at_the_deadline") {
+        return;
+    }
+    let h = Host::boot(&["node_exporter"], &[], "deadlines:\n  systemctl_secs: 5\n");
+    // An operator's drop-in whose ExecStop never returns (for 10 minutes).
+    let dropins = h.ns.unit_dir().join("node_exporter.service.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("hang.conf"),
+        "[Service]\nExecStop=/bin/sleep 600\nTimeoutStopSec=600\n",
+    )
+    .unwrap();
+    let sd = h.ns.systemd();
+    sd.daemon_reload().unwrap();
+    let t = std::time::Instant::now();
+    let o = h.obs(&["apply", "--yes"]);
+    let took = t.elapsed();
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("did not return within 5 s"), "{text}");
+    assert!(text.contains("node_exporter.service"), "{text}");
+    // Switch and rollback each give up after 5 s, far from the unit's 600.
+    assert!(took < std::time::Duration::from_secs(90), "{took:?}");
+    // The journal says what happened; nothing is left half-done to resume.
+    let status = out(&h.obs(&["status"]));
+    assert!(!status.contains("interrupted"), "{status}");
+}

@@ -242,14 +242,20 @@ impl Host {
         Paths::under(&self.opts.root)
     }
 
-    fn http() -> Http {
-        Http::new(HttpOptions::default(), Token::github_from_env())
+    fn http(&self) -> Http {
+        let d = self.stack.deadlines;
+        let opts = HttpOptions {
+            min_speed: d.min_download_speed,
+            speed_window: Duration::from_secs(d.download_speed_window_secs),
+            ..HttpOptions::default()
+        };
+        Http::new(opts, Token::github_from_env())
     }
 
     /// The release sources (GitHub, GitLab, mirrors) with the API cache.
     pub fn sources(&self) -> Sources {
         let client = ApiClient::new(
-            Self::http(),
+            self.http(),
             self.layout.cache_dir().join("api"),
             Duration::from_secs(900),
             self.opts.offline,
@@ -267,7 +273,7 @@ impl Host {
         Store::new(
             self.layout.store_dir(),
             self.layout.cache_dir(),
-            Self::http(),
+            self.http(),
             Platform::current(),
         )
         .with_bin_dir(self.layout.bin_dir())
@@ -292,7 +298,10 @@ impl Host {
     /// The service manager.
     pub fn services(&self) -> Arc<dyn ServiceControl> {
         if self.uses_systemd() {
-            Arc::new(Systemd::new(&self.opts.root))
+            Arc::new(
+                Systemd::new(&self.opts.root)
+                    .with_timeout(Duration::from_secs(self.stack.deadlines.systemctl_secs)),
+            )
         } else {
             Arc::new(self.supervisor())
         }

@@ -91,8 +91,12 @@ pub struct TimerReport {
 }
 
 fn systemd(host: &Host) -> Option<Systemd> {
-    host.uses_systemd()
-        .then(|| Systemd::new(&host.options().root).with_unit_dir(host.unit_dir()))
+    let timeout = std::time::Duration::from_secs(host.stack().deadlines.systemctl_secs);
+    host.uses_systemd().then(|| {
+        Systemd::new(&host.options().root)
+            .with_unit_dir(host.unit_dir())
+            .with_timeout(timeout)
+    })
 }
 
 fn timers_to_enable() -> [&'static str; 2] {

@@ -247,6 +247,44 @@ impl Default for Retention {
     }
 }
 
+/// How long external actions may take, so that no hang holds the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// Seconds one `systemctl` call may take (default 150).
+    #[serde(default = "systemctl_secs")]
+    pub systemctl_secs: u64,
+    /// A download slower than this many bytes per second over a whole
+    /// window is given up (default 1024).
+    #[serde(default = "min_download_speed")]
+    pub min_download_speed: u64,
+    /// The window of `min_download_speed`, in seconds (default 60).
+    #[serde(default = "download_speed_window_secs")]
+    pub download_speed_window_secs: u64,
+}
+
+fn systemctl_secs() -> u64 {
+    150
+}
+
+fn min_download_speed() -> u64 {
+    1024
+}
+
+fn download_speed_window_secs() -> u64 {
+    60
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            systemctl_secs: systemctl_secs(),
+            min_download_speed: min_download_speed(),
+            download_speed_window_secs: download_speed_window_secs(),
+        }
+    }
+}
+
 /// An environment's overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,6 +335,9 @@ pub struct StackFile {
     /// What is kept after each successful run.
     #[serde(default)]
     pub retention: Retention,
+    /// How long external actions may take.
+    #[serde(default)]
+    pub deadlines: Deadlines,
 }
 
 fn yes() -> bool {
@@ -317,6 +358,7 @@ impl Default for StackFile {
             notifications: Notifications::default(),
             metrics: Metrics::default(),
             retention: Retention::default(),
+            deadlines: Deadlines::default(),
         }
     }
 }

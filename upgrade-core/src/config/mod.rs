@@ -20,8 +20,8 @@ mod tests;
 
 pub use error::Error;
 pub use file::{
-    ComponentConfig, Email, EnvironmentConfig, Maintenance, Metrics, Notifications, OnFailure,
-    PhaseSpec, ReportLevel, Retention, StackFile, Webhook, WebhookFormat,
+    ComponentConfig, Deadlines, Email, EnvironmentConfig, Maintenance, Metrics, Notifications,
+    OnFailure, PhaseSpec, ReportLevel, Retention, StackFile, Webhook, WebhookFormat,
 };
 pub use model::{Component, Stack};
 pub use parse::Format;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::file::{Maintenance, Metrics, Notifications, PhaseSpec, Retention};
+use super::file::{Deadlines, Maintenance, Metrics, Notifications, PhaseSpec, Retention};
 use crate::catalog::ComponentSpec;
 use crate::policy::Policy;
 use crate::risk::Risk;
@@ -68,6 +68,8 @@ pub struct Stack {
     pub metrics: Metrics,
     /// What each successful run keeps.
     pub retention: Retention,
+    /// How long external actions may take.
+    pub deadlines: Deadlines,
 }
 
 impl Stack {

@@ -211,6 +211,17 @@ impl StackFile {
                 ));
             }
         }
+        for (key, value) in [
+            ("deadlines.systemctl_secs", self.deadlines.systemctl_secs),
+            (
+                "deadlines.download_speed_window_secs",
+                self.deadlines.download_speed_window_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key.into(), "must be at least 1 second".into()));
+            }
+        }
         if self.retention.versions == 0 {
             return Err(invalid(
                 "retention.versions".into(),
@@ -237,6 +248,7 @@ impl StackFile {
             notifications: self.notifications.clone(),
             metrics: self.metrics.clone(),
             retention: self.retention,
+            deadlines: self.deadlines,
         })
     }
 }
