@@ -317,7 +317,11 @@ impl Host {
 
     /// Finds installed binaries and their versions.
     pub fn inspector(&self) -> LocalInspector {
-        LocalInspector::new(self.layout.clone(), self.unit_dir())
+        let d = self.stack.deadlines;
+        LocalInspector::new(self.layout.clone(), self.unit_dir()).with_timeouts(
+            Duration::from_secs(d.version_secs),
+            Duration::from_secs(d.config_check_secs),
+        )
     }
 
     /// Saves and restores configuration and unit files.

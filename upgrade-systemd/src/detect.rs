@@ -35,9 +35,20 @@ pub enum Error {
     },
 }
 
+/// How long `--version` may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs `binary --version` and reads the version after `marker`.
 pub fn installed_version(binary: &Path, marker: &str) -> Result<Version, Error> {
-    let timeout = Duration::from_secs(10);
+    installed_version_within(binary, marker, DEFAULT_TIMEOUT)
+}
+
+/// [`installed_version`] with another deadline (killed and reported after it).
+pub fn installed_version_within(
+    binary: &Path,
+    marker: &str,
+    timeout: Duration,
+) -> Result<Version, Error> {
     let handle = duct::cmd(binary, ["--version"])
         .stdout_capture()
         .stderr_capture()

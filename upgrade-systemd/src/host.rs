@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use upgrade_core::config::Component;
 use upgrade_core::layout::Layout;
@@ -17,7 +17,12 @@ use crate::detect;
 pub struct LocalInspector {
     layout: Layout,
     unit_dir: PathBuf,
+    version_timeout: Duration,
+    check_timeout: Duration,
 }
+
+/// How long a configuration check may take by default.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl LocalInspector {
     /// An inspector under a root; unit files are read from `unit_dir`.
@@ -25,7 +30,17 @@ impl LocalInspector {
         LocalInspector {
             layout,
             unit_dir: unit_dir.into(),
+            version_timeout: detect::DEFAULT_TIMEOUT,
+            check_timeout: DEFAULT_CHECK_TIMEOUT,
         }
+    }
+
+    /// Other deadlines for `--version` runs and configuration checks.
+    #[must_use]
+    pub fn with_timeouts(mut self, version: Duration, check: Duration) -> Self {
+        self.version_timeout = version;
+        self.check_timeout = check;
+        self
     }
 
     /// The program of a unit's `ExecStart=` (prefixes `-@+!:` dropped), root-prefixed.
@@ -58,7 +73,11 @@ impl Inspector for LocalInspector {
         let Some(binary) = self.binary_path(component) else {
             return Ok(None);
         };
-        let version = detect::installed_version(&binary, &component.spec.version_marker)?;
+        let version = detect::installed_version_within(
+            &binary,
+            &component.spec.version_marker,
+            self.version_timeout,
+        )?;
         let store = self.layout.store_dir().join(&component.name);
         let managed = fs::symlink_metadata(&binary).is_ok_and(|m| m.file_type().is_symlink())
             && fs::read_link(&binary).is_ok_and(|t| t.starts_with(&store));
@@ -70,9 +89,10 @@ impl Inspector for LocalInspector {
     }
 
     fn binary_version(&self, component: &Component, binary: &Path) -> Result<Version, PortError> {
-        Ok(detect::installed_version(
+        Ok(detect::installed_version_within(
             binary,
             &component.spec.version_marker,
+            self.version_timeout,
         )?)
     }
 
@@ -85,26 +105,25 @@ impl Inspector for LocalInspector {
             .unchecked()
             .start()
             .map_err(|e| format!("cannot run {program}: {e}"))?;
-        let start = Instant::now();
-        loop {
-            if let Some(out) = handle.try_wait()? {
-                let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                return if out.status.success() {
-                    Ok(text)
-                } else {
-                    Err(format!(
-                        "{} exited {}: {text}",
-                        argv.join(" "),
-                        out.status.code().unwrap_or(-1)
-                    )
-                    .into())
-                };
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                let _ = handle.kill();
-                return Err(format!("{} did not finish within 120 s", argv.join(" ")).into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let Some(out) = handle.wait_timeout(self.check_timeout)? else {
+            let _ = handle.kill();
+            return Err(format!(
+                "{} did not finish within {} s",
+                argv.join(" "),
+                self.check_timeout.as_secs_f64()
+            )
+            .into());
+        };
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "{} exited {}: {text}",
+                argv.join(" "),
+                out.status.code().unwrap_or(-1)
+            )
+            .into())
         }
     }
 
@@ -166,11 +185,8 @@ impl Backup for FileBackup {
         }
         let manifest: Vec<String> = saved.iter().map(|p| p.display().to_string()).collect();
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        fs::write(
-            dir.join("manifest.json"),
-            serde_json::to_vec_pretty(&manifest)?,
-        )
-        .map_err(|e| format!("cannot write the backup manifest in {}: {e}", dir.display()))?;
+        let bytes = serde_json::to_vec_pretty(&manifest)?;
+        upgrade_state::fsutil::atomic_write(&dir.join("manifest.json"), &bytes, None)?;
         Ok(saved)
     }
 
@@ -188,5 +204,24 @@ impl Backup for FileBackup {
 
     fn exists(&self, dir: &Path) -> bool {
         dir.is_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_hangs_is_given_up_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let inspector = LocalInspector::new(Layout::under(dir.path()), dir.path())
+            .with_timeouts(Duration::from_secs(1), Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        let argv = ["sleep".to_owned(), "30".to_owned()];
+        let e = inspector.run_check(&argv).unwrap_err().to_string();
+        assert!(e.contains("sleep 30 did not finish within 0.2 s"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let ok = ["sh".to_owned(), "-c".to_owned(), "echo fine".to_owned()];
+        assert_eq!(inspector.run_check(&ok).unwrap(), "fine");
     }
 }

@@ -261,6 +261,20 @@ pub struct Deadlines {
     /// The window of `min_download_speed`, in seconds (default 60).
     #[serde(default = "download_speed_window_secs")]
     pub download_speed_window_secs: u64,
+    /// Seconds a `--version` run may take (default 10).
+    #[serde(default = "version_secs")]
+    pub version_secs: u64,
+    /// Seconds a configuration check may take (default 120).
+    #[serde(default = "config_check_secs")]
+    pub config_check_secs: u64,
+}
+
+fn version_secs() -> u64 {
+    10
+}
+
+fn config_check_secs() -> u64 {
+    120
 }
 
 fn systemctl_secs() -> u64 {
@@ -281,6 +295,8 @@ impl Default for Deadlines {
             systemctl_secs: systemctl_secs(),
             min_download_speed: min_download_speed(),
             download_speed_window_secs: download_speed_window_secs(),
+            version_secs: version_secs(),
+            config_check_secs: config_check_secs(),
         }
     }
 }

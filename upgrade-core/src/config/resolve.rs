@@ -217,6 +217,11 @@ impl StackFile {
                 "deadlines.download_speed_window_secs",
                 self.deadlines.download_speed_window_secs,
             ),
+            ("deadlines.version_secs", self.deadlines.version_secs),
+            (
+                "deadlines.config_check_secs",
+                self.deadlines.config_check_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key.into(), "must be at least 1 second".into()));
