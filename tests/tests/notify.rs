@@ -27,6 +27,7 @@ fn finished_clean() -> Event {
         run_id: "r1".into(),
         status: RunStatus::Completed,
         upgraded: 0,
+        reverted: 0,
         failed: 0,
         rolled_back: 0,
     }

@@ -235,6 +235,9 @@ pub enum Event {
         status: crate::journal::RunStatus,
         /// Components upgraded.
         upgraded: usize,
+        /// Components an operator's rollback moved back.
+        #[serde(default)]
+        reverted: usize,
         /// Components failed.
         failed: usize,
         /// Components rolled back.
@@ -262,10 +265,11 @@ impl Event {
             Event::UpdatesAvailable { .. } | Event::RunStarted { .. } => false,
             Event::RunFinished {
                 upgraded,
+                reverted,
                 failed,
                 rolled_back,
                 ..
-            } => upgraded + failed + rolled_back > 0,
+            } => upgraded + reverted + failed + rolled_back > 0,
             _ => true,
         }
     }

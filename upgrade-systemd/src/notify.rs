@@ -66,12 +66,18 @@ pub fn summary(host: &str, e: &Event) -> String {
             run_id,
             status,
             upgraded,
+            reverted,
             failed,
             rolled_back,
         } => {
+            let reverted = if *reverted > 0 {
+                format!(", {reverted} reverted by an operator")
+            } else {
+                String::new()
+            };
             format!(
-                "{host}: run {run_id} finished {status}: {upgraded} upgraded, {failed} failed, \
-                    {rolled_back} rolled back"
+                "{host}: run {run_id} finished {status}: {upgraded} upgraded{reverted}, {failed} \
+                 failed, {rolled_back} rolled back"
             )
         }
     }

@@ -365,10 +365,17 @@ impl Run<'_, '_> {
             .journal
             .append_history(&rec)
             .map_err(Error::Journal)?;
+        // An operator's rollback reverts; it upgrades nothing.
+        let (upgraded, reverted) = if self.opts.manual_rollback {
+            (0, report.upgraded())
+        } else {
+            (report.upgraded(), 0)
+        };
         let ev = Event::RunFinished {
             run_id: self.record.id.clone(),
             status: self.record.status,
-            upgraded: report.upgraded(),
+            upgraded,
+            reverted,
             failed: report.failed(),
             rolled_back: report.rolled_back(),
         };
