@@ -57,6 +57,7 @@ pub mod engine;
 pub mod holds;
 pub mod journal;
 pub mod layout;
+pub mod names;
 pub mod planner;
 pub mod policy;
 pub mod ports;

@@ -25,11 +25,16 @@ pub struct ParseVersionError {
     pub reason: String,
 }
 
+/// The longest version string accepted (semver allows any length; no
+/// release needs more, and versions become paths and journal keys).
+pub const MAX_VERSION_LEN: usize = 128;
+
 impl Version {
     /// Parses a tag or printed version: an optional `v`, then semver.
     pub fn parse(input: &str) -> Result<Self, ParseVersionError> {
         let err = |reason: &str| ParseVersionError {
-            input: input.to_owned(),
+            // Never the whole of a hostile input.
+            input: input.chars().take(MAX_VERSION_LEN + 8).collect(),
             reason: reason.to_owned(),
         };
         let text = input.trim();
@@ -39,6 +44,9 @@ impl Version {
             .unwrap_or(text);
         if text.is_empty() {
             return Err(err("it is empty"));
+        }
+        if text.len() > MAX_VERSION_LEN {
+            return Err(err("it is longer than 128 characters"));
         }
         semver::Version::parse(text)
             .map(Version)

@@ -9,9 +9,9 @@ use super::file::{ComponentConfig, OnFailure, PhaseSpec, StackFile};
 use super::merge::merge_spec;
 use super::model::{Component, Stack};
 use super::parse::Format;
-use crate::catalog;
 use crate::policy::Policy;
 use crate::rules::Rules;
+use crate::{catalog, names};
 
 impl StackFile {
     /// Resolves the file for an environment (`None`: the file's own
@@ -93,7 +93,18 @@ impl StackFile {
         let mut components = BTreeMap::new();
         for (name, cfg) in &configs {
             let key = format!("components.{name}");
+            names::check_name(name).map_err(|m| invalid("components".into(), m))?;
             let spec = merge_spec(catalog.get(name), cfg).map_err(|m| invalid(key.clone(), m))?;
+            for (i, b) in spec.binaries.iter().enumerate() {
+                names::check_name(&b.name)
+                    .map_err(|m| invalid(format!("{key}.binaries[{i}].name"), m))?;
+                names::check_archive_path(&b.path)
+                    .map_err(|m| invalid(format!("{key}.binaries[{i}].path"), m))?;
+            }
+            if let Some(top) = &spec.top_dir {
+                names::check_archive_path(top).map_err(|m| invalid(format!("{key}.top_dir"), m))?;
+            }
+            names::check_unit(&spec.unit).map_err(|m| invalid(format!("{key}.unit"), m))?;
             let mut policy = Policy::default();
             self.defaults.apply_to(&mut policy);
             if let Some(env) = env_cfg {

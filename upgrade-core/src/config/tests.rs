@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::catalog;
 use crate::policy::{Allow, Track};
+use crate::version::Version;
 
 fn yaml(text: &str) -> Result<Stack, Error> {
     Stack::from_text(text, Format::Yaml, "stack.yaml", None)
@@ -230,4 +231,34 @@ fn every_catalog_fact_can_be_overridden_under_its_own_name() {
     let s = yaml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(s.components["node_exporter"].spec, prom);
     assert_eq!(s.components["node_exporter"].phase, "prometheus");
+}
+
+#[test]
+fn names_that_could_leave_their_directory_are_refused() {
+    let custom = |name: &str, binary: &str, unit: &str| {
+        format!(
+            "components:\n  '{name}':\n    repo: a/b\n    asset: x.tar.gz\n    \
+             archive: tar.gz\n    binaries: [{{name: '{binary}', path: '{binary}'}}]\n    \
+             unit: '{unit}'\n"
+        )
+    };
+    let e = yaml(&custom("../evil", "evil", "evil.service"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`../evil` is not a valid name"), "{e}");
+    let e = yaml(&custom("evil", "../../bin/sh", "evil.service"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("components.evil.binaries[0].name"), "{e}");
+    let e = yaml(&custom("evil", "evil", "../x.service"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("components.evil.unit"), "{e}");
+    assert!(yaml(&custom("evil", "evil", "evil.service")).is_ok());
+    let e = Version::parse(&"1".repeat(10_000)).unwrap_err().to_string();
+    assert!(
+        e.len() < 400,
+        "a hostile version is not echoed whole: {}",
+        e.len()
+    );
 }

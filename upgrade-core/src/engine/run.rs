@@ -91,6 +91,7 @@ impl Run<'_, '_> {
 
     pub fn save(&mut self) -> Result<(), Error> {
         self.record.updated_at = self.now();
+        self.record.bound_texts();
         self.ports
             .journal
             .save(&self.record)
@@ -120,7 +121,7 @@ impl Run<'_, '_> {
             };
             self.ports
                 .journal
-                .append_history(&rec)
+                .append_history(&rec.clone().bounded())
                 .map_err(Error::Journal)?;
         }
         Ok(())
@@ -278,7 +279,7 @@ impl Run<'_, '_> {
                     component: name.clone(),
                     from: from.clone(),
                     to: to.clone(),
-                    error: e.clone(),
+                    error: crate::journal::bounded(e),
                 }),
             ),
             TxEnd::RolledBack(e) => (
@@ -289,7 +290,7 @@ impl Run<'_, '_> {
                     component: name.clone(),
                     from: from.clone(),
                     to: to.clone(),
-                    error: e.clone(),
+                    error: crate::journal::bounded(e),
                 }),
             ),
         };
@@ -305,7 +306,7 @@ impl Run<'_, '_> {
         };
         self.ports
             .journal
-            .append_history(&rec)
+            .append_history(&rec.clone().bounded())
             .map_err(Error::Journal)?;
         self.comp_mut(key).history_recorded = true;
         self.save()?;
@@ -363,7 +364,7 @@ impl Run<'_, '_> {
         };
         self.ports
             .journal
-            .append_history(&rec)
+            .append_history(&rec.clone().bounded())
             .map_err(Error::Journal)?;
         // An operator's rollback reverts; it upgrades nothing.
         let (upgraded, reverted) = if self.opts.manual_rollback {

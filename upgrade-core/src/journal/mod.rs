@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::version::Version;
 
+mod bounded;
 mod history;
 mod resume;
 #[cfg(test)]
 mod tests;
 
+pub use bounded::{MAX_TEXT, bounded};
 pub use history::{HistoryRecord, Outcome};
 pub use resume::{ResumeAction, resume_plan, resume_point};
 
