@@ -609,3 +609,57 @@ fn check_notify_sends_each_new_set_of_updates_once() {
     assert_eq!(sb.run(&["check", "--notify"]).status.code(), Some(0));
     assert_eq!(sent(), 2, "a new set is sent");
 }
+
+/// The mode bits of a path (without following a last link).
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn modes_are_set_explicitly_whatever_the_umask() {
+    for umask in ["077", "000"] {
+        let sb = Sb::new();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(bin("obs-upgrade"))
+            .arg("--root")
+            .arg(&sb.root)
+            .args(["apply", "--yes", "--component", "node_exporter"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "umask {umask}: {}", text(&o));
+        let r = |rel: &str| sb.root.join(rel);
+        for (rel, want) in [
+            ("opt/obs-upgrade", 0o755),
+            ("opt/obs-upgrade/node_exporter", 0o755),
+            ("opt/obs-upgrade/node_exporter/1.9.1", 0o755),
+            ("opt/obs-upgrade/node_exporter/1.9.1/node_exporter", 0o755),
+            ("var/lib/obs-upgrade", 0o700),
+            ("var/lib/obs-upgrade/state.json", 0o600),
+            ("var/lib/obs-upgrade/history.jsonl", 0o600),
+            ("var/cache/obs-upgrade/downloads", 0o700),
+            ("var/lib/prometheus/node-exporter/obs_upgrade.prom", 0o644),
+        ] {
+            assert_eq!(
+                mode(&r(rel)),
+                want,
+                "umask {umask}: {rel} is {:o}",
+                mode(&r(rel))
+            );
+        }
+        // The service, which reads the store, still serves the new version.
+        let o = sb.run(&["--json", "check"]);
+        assert!(
+            text(&o).contains("\"installed\": \"1.9.1\""),
+            "{}",
+            text(&o)
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -128,9 +129,17 @@ fn pump(
         total,
         http,
     } = *sink;
+    // Never follow a link planted as the partial file.
+    if fs::symlink_metadata(dest).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(Error::Io {
+            path: dest.to_owned(),
+            cause: io::Error::other("it is not a plain file; remove it"),
+        });
+    }
     let mut out = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(dest)
         .map_err(io_err(dest))?;
     let mut buf = vec![0u8; CHUNK];

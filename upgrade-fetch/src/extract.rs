@@ -153,6 +153,15 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Directories of a release are 0755 whatever the umask: services run
+    /// as their own users.
+    fn mkdirs(dir: &Path) -> Result<(), Error> {
+        upgrade_state::fsutil::create_dir_all_mode(dir, 0o755).map_err(|e| Error::Io {
+            path: e.path,
+            cause: e.cause,
+        })
+    }
+
     fn io(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
         move |cause| Error::Io {
             path: path.to_owned(),
@@ -170,7 +179,7 @@ impl Ctx<'_> {
         self.check_parents(rel, raw)?;
         let path = self.dest.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(Self::io(parent))?;
+            Self::mkdirs(parent)?;
         }
         // Never follow something already there (a link planted by an earlier entry).
         if fs::symlink_metadata(&path).is_ok() {
@@ -208,7 +217,7 @@ impl Ctx<'_> {
         if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(self.refuse(raw, "is a directory over a symbolic link"));
         }
-        fs::create_dir_all(&path).map_err(Self::io(&path))
+        Self::mkdirs(&path)
     }
 
     fn make_symlink(&self, rel: &Path, target: &Path, raw: &str) -> Result<(), Error> {
@@ -224,7 +233,7 @@ impl Ctx<'_> {
         }
         let path = self.dest.join(rel);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(Self::io(parent))?;
+            Self::mkdirs(parent)?;
         }
         std::os::unix::fs::symlink(target, &path).map_err(Self::io(&path))
     }

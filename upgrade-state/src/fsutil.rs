@@ -32,13 +32,44 @@ pub fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error
     }
 }
 
-/// Creates `dir` and its missing parents with mode 0700 (never chmod-ed afterwards).
+/// Creates a private directory (state, cache, backups): missing parents
+/// 0755 (system directories others traverse), the directory itself exactly
+/// 0700 — set again when it exists with another mode — whatever the umask.
 pub fn create_dir_all(dir: &Path) -> Result<(), IoError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(io_err("cannot create directory", dir))
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all_mode(parent, 0o755)?;
+    }
+    create_dir_all_mode(dir, DIR_MODE)?;
+    let meta = fs::symlink_metadata(dir).map_err(io_err("cannot read", dir))?;
+    if meta.permissions().mode() & 0o7777 != DIR_MODE && meta.is_dir() {
+        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+            .map_err(io_err("cannot set the mode of", dir))?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents, each with exactly `mode`
+/// (whatever the umask); directories that exist are left as they are.
+pub fn create_dir_all_mode(dir: &Path, mode: u32) -> Result<(), IoError> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while fs::symlink_metadata(at).is_err() {
+        missing.push(at);
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match DirBuilder::new().mode(mode).create(d) {
+            Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(mode))
+                .map_err(io_err("cannot set the mode of", d))?,
+            // Created meanwhile by someone else: leave it.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("cannot create directory", d)(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Opens (creating with mode 0600) a file for appending.

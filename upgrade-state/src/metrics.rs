@@ -271,11 +271,8 @@ pub fn render(now: &Input, history: &[HistoryRecord]) -> String {
 /// Writes the file atomically (temp file in the same directory, rename), mode 0644.
 pub fn write(path: &Path, text: &str) -> Result<(), IoError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|cause| IoError {
-            action: "cannot create directory",
-            path: dir.to_owned(),
-            cause,
-        })?;
+        // node_exporter, running as its own user, reads it.
+        fsutil::create_dir_all_mode(dir, 0o755)?;
     }
     fsutil::atomic_write_mode(path, text.as_bytes(), None, 0o644)
 }

@@ -78,7 +78,7 @@ impl Store {
     /// Replaces `path` by a symlink to `target` with one rename.
     fn replace_with_link(path: &Path, target: &Path) -> Result<(), Error> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+            fsutil::create_dir_all_mode(dir, 0o755)?;
         }
         Ok(fsutil::atomic_symlink(target, path)?)
     }

@@ -15,6 +15,7 @@ use upgrade_core::config::Component;
 use upgrade_core::planner::{Asset, Release};
 use upgrade_core::ports::{Proof, Staged};
 use upgrade_core::version::Version;
+use upgrade_state::fsutil;
 
 use super::Store;
 use super::error::{Error, io_err};
@@ -55,7 +56,7 @@ impl Store {
             if partial.exists() {
                 fs::remove_dir_all(&partial).map_err(io_err("cannot remove", &partial))?;
             }
-            fs::create_dir_all(&partial).map_err(io_err("cannot create", &partial))?;
+            fsutil::create_dir_all_mode(&partial, 0o755)?;
             let result = (|| {
                 let beside = binary.parent().unwrap_or(Path::new("/"));
                 let mut files = BTreeMap::new();
@@ -251,7 +252,8 @@ impl Store {
         }
         let part = self.download_path(&comp.name, &release.version, &asset.name);
         let parent = part.parent().expect("download path has a parent");
-        fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        // Downloads are root's alone: nobody can plant a link as the `.part`.
+        fsutil::create_dir_all_mode(parent, 0o700)?;
         let got = download(&self.http, &asset.url, &part, self.max_download, progress)?;
         let proof = match expected {
             Some((want, proof)) => {
@@ -287,7 +289,8 @@ impl Store {
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(io_err("cannot remove", &partial))?;
         }
-        fs::create_dir_all(&partial).map_err(io_err("cannot create", &partial))?;
+        // The store is read by services that run as their own users.
+        fsutil::create_dir_all_mode(&partial, 0o755)?;
         let result = self.fill_partial(
             comp,
             release,
