@@ -241,6 +241,14 @@ fn failed_releases_are_remembered_and_manual_rollbacks_hold() {
         text(&o)
     );
     assert!(text(&sb.run(&["status"])).contains("held: node_exporter at 1.8.2"));
+    // An interactive apply says what it leaves alone, and leaves it.
+    let o = sb.run(&["apply", "--yes", "--component", "node_exporter"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not moved, held: node_exporter: held at 1.8.2"),
+        "{err}"
+    );
+    assert_eq!(pid(), held, "still not restarted");
     // Released, it is planned again — to 1.9.1, never the failed release.
     let o = sb.run(&["hold", "release", "node_exporter"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -171,6 +171,8 @@ pub enum ApplyOutcome {
         /// The interrupted run an unattended run finished first (when it
         /// ended cleanly; otherwise `report` is that run and nothing else ran).
         resumed: Option<Box<RunReport>>,
+        /// Held components the run left alone, with why.
+        held: Vec<String>,
     },
 }
 
@@ -184,6 +186,15 @@ fn approver<'a>(
     } else {
         Approver::Nobody
     }
+}
+
+/// The held components a plan leaves alone, in words.
+fn held_in(plan: &Plan) -> Vec<String> {
+    plan.skipped
+        .iter()
+        .filter(|s| matches!(s.reason, upgrade_core::planner::SkipReason::Held { .. }))
+        .map(|s| format!("{}: {}", s.component, super::skip_text(&s.reason)))
+        .collect()
 }
 
 /// What would stop the whole run, for a dry run's Go/No-Go: the window (an
@@ -243,6 +254,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
             errors: res.errors,
             pruned: None,
             resumed: None,
+            held: held_in(&plan),
         });
     }
     if let Err(engine::Error::OutsideWindow { next }) =
@@ -271,6 +283,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
                     errors: res.errors,
                     pruned: None,
                     resumed: None,
+                    held: Vec::new(),
                 });
             }
             resumed = Some(Box::new(report));
@@ -330,6 +343,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         errors: res.errors,
         pruned,
         resumed,
+        held: held_in(&plan),
     })
 }
 

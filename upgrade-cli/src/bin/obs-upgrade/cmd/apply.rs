@@ -92,7 +92,11 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
             errors,
             pruned,
             resumed,
+            held,
         } => {
+            for h in &held {
+                eprintln!("not moved, held: {h}");
+            }
             if let Some(r) = &resumed {
                 let (up, back) = (r.upgraded(), r.rolled_back());
                 eprintln!(
