@@ -154,6 +154,8 @@ impl Default for ApplyOptions {
 /// What `apply` did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+// Returned once per run and matched at once: boxing the big variant gains nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ApplyOutcome {
     /// Unattended, outside every maintenance window: nothing was changed.
     OutsideWindow {
@@ -170,7 +172,7 @@ pub enum ApplyOutcome {
         pruned: Option<super::PruneOutcome>,
         /// The interrupted run an unattended run finished first (when it
         /// ended cleanly; otherwise `report` is that run and nothing else ran).
-        resumed: Option<Box<RunReport>>,
+        resumed: Option<RunReport>,
         /// Held components the run left alone, with why.
         held: Vec<String>,
     },
@@ -286,7 +288,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
                     held: Vec::new(),
                 });
             }
-            resumed = Some(Box::new(report));
+            resumed = Some(report);
             before_run(host, &o, &lock)?;
         }
         other => other?,
