@@ -671,3 +671,27 @@ fn modes_are_set_explicitly_whatever_the_umask() {
         );
     }
 }
+
+#[test]
+fn a_journal_missing_a_field_is_refused_as_damaged_not_a_panic() {
+    let sb = Sb::new();
+    let o = sb.run(&["apply", "--yes", "--component", "node_exporter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let path = sb.root.join("var/lib/obs-upgrade/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let comps = state["run"]["components"].as_object_mut().unwrap();
+    let first = comps.values_mut().next().unwrap();
+    first.as_object_mut().unwrap().remove("phase");
+    state["run"]["status"] = "UPGRADING".into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    for cmd in [&["status"][..], &["resume"], &["apply", "--unattended"]] {
+        let o = sb.run(cmd);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(
+            err.contains("missing field `phase`") && err.contains("state reset"),
+            "{err}"
+        );
+    }
+}
