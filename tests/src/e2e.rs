@@ -210,13 +210,22 @@ impl Host {
         let server = ReleaseServer::start();
         let receiver = Receiver::start(200);
         let nginx = Stub::start();
-        nginx.on("/stub_status", vec![Answer::now(200, "Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n")]);
+        nginx.on(
+            "/stub_status",
+            vec![Answer::now(
+                200,
+                "Active connections: 1 \nserver accepts \
+            handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n",
+            )],
+        );
         let obs = ns.stage_file(&crate::bin("obs-upgrade"));
         // Debian's alertmanager reads its templates from /usr/share: an overlay
         // inside the namespace (upper layer in its private /run) provides them
         // without writing to the machine's /usr/share.
         let share = fixtures::dir().join("bookworm/prometheus-alertmanager/share/prometheus");
-        let script = "mkdir -p /run/e2e/ov/upper /run/e2e/ov/work && mount -t overlay overlay -o lowerdir=/usr/share,upperdir=/run/e2e/ov/upper,workdir=/run/e2e/ov/work /usr/share && mkdir -p /usr/share/prometheus";
+        let script = "mkdir -p /run/e2e/ov/upper /run/e2e/ov/work && mount -t overlay overlay -o \
+            lowerdir=/usr/share,upperdir=/run/e2e/ov/upper,workdir=/run/e2e/ov/work /usr/share && \
+            mkdir -p /usr/share/prometheus";
         let ok = Command::new("nsenter")
             .args(["-t", &ns.pid.to_string(), "-m", "sh", "-c", script])
             .status()
@@ -296,7 +305,9 @@ impl Host {
         self.write(
             "etc/prometheus/prometheus.yml",
             &format!(
-                "global:\n  scrape_interval: 15s\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}']\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+                "global:\n  scrape_interval: 15s\nalerting:\n  alertmanagers:\n    - \
+                    static_configs:\n        - targets: ['127.0.0.1:{}']\nscrape_configs:\n  - \
+                    job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
                 port("alertmanager"),
                 port("node_exporter")
             ),
@@ -310,7 +321,8 @@ impl Host {
             "[client]\nuser=exporter\npassword=secret\nhost=127.0.0.1\nport=1\n",
         );
         let mut stack = format!(
-            "defaults:\n  min_release_age: \"0\"\nnotifications:\n  level: always\n  webhooks:\n    - url: {}\ncomponents:\n",
+            "defaults:\n  min_release_age: \"0\"\nnotifications:\n  level: always\n  \
+                webhooks:\n    - url: {}\ncomponents:\n",
             self.receiver.url("/hook")
         );
         for c in &self.components {
@@ -320,7 +332,8 @@ impl Host {
                 .map_or("minor", |(_, a)| *a);
             let _ = write!(
                 stack,
-                "  {c}:\n    api_url: '{}'\n    port: {}\n    allow: {allow}\n    health_deadline_secs: 30\n",
+                "  {c}:\n    api_url: '{}'\n    port: {}\n    allow: {allow}\n    \
+                    health_deadline_secs: 30\n",
                 self.server.url(),
                 port(c)
             );
@@ -357,15 +370,20 @@ impl Host {
                 b("node_exporter")
             ),
             "alertmanager" => format!(
-                "{} --config.file={ROOT}/etc/alertmanager/alertmanager.yml --storage.path={ROOT}/var/lib/alertmanager --web.listen-address=127.0.0.1:{p} --cluster.listen-address=",
+                "{} --config.file={ROOT}/etc/alertmanager/alertmanager.yml \
+                    --storage.path={ROOT}/var/lib/alertmanager --web.listen-address=127.0.0.1:{p} \
+                    --cluster.listen-address=",
                 b("alertmanager")
             ),
             "prometheus" => format!(
-                "{} --config.file={ROOT}/etc/prometheus/prometheus.yml --storage.tsdb.path={ROOT}/var/lib/prometheus --web.listen-address=127.0.0.1:{p}",
+                "{} --config.file={ROOT}/etc/prometheus/prometheus.yml \
+                    --storage.tsdb.path={ROOT}/var/lib/prometheus \
+                    --web.listen-address=127.0.0.1:{p}",
                 b("prometheus")
             ),
             "mysqld_exporter" => format!(
-                "{} --config.my-cnf={ROOT}/etc/mysqld_exporter/my.cnf --web.listen-address=127.0.0.1:{p}",
+                "{} --config.my-cnf={ROOT}/etc/mysqld_exporter/my.cnf \
+                    --web.listen-address=127.0.0.1:{p}",
                 b("mysqld_exporter")
             ),
             "nginx_exporter" => format!(
@@ -376,7 +394,8 @@ impl Host {
             other => panic!("no unit for {other}"),
         };
         format!(
-            "[Unit]\nDescription={c}\nAfter=network.target\n\n[Service]\nExecStart={exec}\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n"
+            "[Unit]\nDescription={c}\nAfter=network.target\n\n[Service]\nExecStart={exec}\n\
+                Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n"
         )
     }
 
@@ -472,7 +491,8 @@ impl Host {
             .records
     }
 
-    /// Every file and link under the root except the journal, caches and service data, with content hashes.
+    /// Every file and link under the root except the journal, caches and
+    /// service data, with content hashes.
     pub fn tree(&self) -> BTreeMap<String, String> {
         fn walk(d: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
             for e in std::fs::read_dir(d).into_iter().flatten().flatten() {

@@ -423,10 +423,7 @@ fn each_cause_is_printed_once() {
 #[test]
 fn retention_runs_by_itself_after_a_successful_run() {
     let sb = Sb::new();
-    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
-    let mut yaml = std::fs::read_to_string(&stack).unwrap();
-    yaml.push_str("retention:\n  versions: 2\n");
-    std::fs::write(&stack, yaml).unwrap();
+    append_stack(&sb, "retention:\n  versions: 2\n");
     let versions = || {
         let o = sb.run(&["--json", "versions"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -492,19 +489,7 @@ fn an_unattended_run_finishes_an_interrupted_one_first() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let state = sb.root.join("var/lib/obs-upgrade/state.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&state).unwrap_or_default();
-        if text.contains("\"step\": \"verify\"") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "verify never began: {text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_verify(&sb);
     child.kill().unwrap();
     child.wait().unwrap();
     // An interactive apply refuses (exit 4) and says how to go on.
@@ -530,31 +515,40 @@ fn an_unattended_run_finishes_an_interrupted_one_first() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
-/// Waits until the state file shows `needle`, or panics after 30 s.
-fn wait_for_state(sb: &Sb, needle: &str) {
-    let state = sb.root.join("var/lib/obs-upgrade/state.json");
+/// Waits (up to 30 s) until the journal shows a component being verified.
+fn wait_for_verify(sb: &Sb) {
+    let store = upgrade_state::StateStore::open(&sb.root.join("var/lib/obs-upgrade")).unwrap();
+    let verifying = upgrade_core::journal::ComponentStatus::InProgress {
+        step: upgrade_core::journal::TxStep::Verify,
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&state).unwrap_or_default();
-        if text.contains(needle) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never saw {needle}: {text}"
-        );
+    while !store
+        .load()
+        .ok()
+        .flatten()
+        .is_some_and(|r| r.components.values().any(|c| c.status == verifying))
+    {
+        assert!(std::time::Instant::now() < deadline, "verify never began");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Appends YAML to the sandbox's stack file.
+fn append_stack(sb: &Sb, yaml: &str) {
+    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
+    let mut text = std::fs::read_to_string(&stack).unwrap();
+    text.push_str(yaml);
+    std::fs::write(&stack, text).unwrap();
 }
 
 #[test]
 fn sigterm_during_verify_rolls_back_and_starts_nothing_new() {
     let sb = Sb::new();
     // A failure does not stop this phase: only the signal can.
-    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
-    let mut yaml = std::fs::read_to_string(&stack).unwrap();
-    yaml.push_str("phases:\n  - {name: exporters, on_failure: continue}\n");
-    std::fs::write(&stack, yaml).unwrap();
+    append_stack(
+        &sb,
+        "phases:\n  - {name: exporters, on_failure: continue}\n",
+    );
     sb.publish("mysqld_exporter", "0.17.3+broken");
     let child = Command::new(bin("obs-upgrade"))
         .arg("--root")
@@ -564,7 +558,7 @@ fn sigterm_during_verify_rolls_back_and_starts_nothing_new() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_state(&sb, "\"step\": \"verify\"");
+    wait_for_verify(&sb);
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -596,13 +590,16 @@ fn sigterm_during_verify_rolls_back_and_starts_nothing_new() {
 fn check_notify_sends_each_new_set_of_updates_once() {
     let sb = Sb::new();
     let events = sb.dir.path().join("events");
-    let stack = sb.root.join("etc/obs-upgrade/stack.yaml");
-    let mut yaml = std::fs::read_to_string(&stack).unwrap();
     let hook = format!("cat >> {0}; echo >> {0}", events.display());
-    yaml.push_str("notifications:\n  level: on-change\n  commands:\n    - [sh, -c, '");
-    yaml.push_str(&hook);
-    yaml.push_str("']\n");
-    std::fs::write(&stack, yaml).unwrap();
+    append_stack(
+        &sb,
+        &[
+            "notifications:\n  level: on-change\n  commands:\n    - [sh, -c, '",
+            &hook,
+            "']\n",
+        ]
+        .concat(),
+    );
     let sent = || {
         std::fs::read_to_string(&events)
             .unwrap_or_default()

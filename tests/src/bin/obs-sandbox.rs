@@ -60,7 +60,8 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: obs-sandbox create DIR EXPORTER | publish DIR EXPORTER COMPONENT VERSION | stop DIR"
+                "usage: obs-sandbox create DIR EXPORTER | publish DIR EXPORTER COMPONENT VERSION \
+                    | stop DIR"
             );
             return ExitCode::from(2);
         }
@@ -82,7 +83,9 @@ fn bench_root(dir: &Path, n: usize) -> std::io::Result<()> {
     for i in 0..n {
         let _ = write!(
             stack,
-            "  c{i:02}:\n    repo: example/c{i:02}\n    asset: \"c{i:02}-{{version}}.{{os}}-{{arch}}.tar.gz\"\n    archive: tar.gz\n    binaries: [{{name: c{i:02}, path: c{i:02}}}]\n"
+            "  c{i:02}:\n    repo: example/c{i:02}\n    asset: \
+                \"c{i:02}-{{version}}.{{os}}-{{arch}}.tar.gz\"\n    archive: tar.gz\n    \
+                binaries: [{{name: c{i:02}, path: c{i:02}}}]\n"
         );
     }
     std::fs::write(root.join("etc/obs-upgrade/stack.yaml"), stack)?;

@@ -278,6 +278,7 @@ fn dry_problems(
     ports: &Ports<'_>,
     opts: &Options,
     step: &Step,
+    staged: Option<&crate::ports::Staged>,
 ) -> Vec<String> {
     let comp = &stack.components[&step.component];
     let mut problems = Vec::new();
@@ -295,7 +296,7 @@ fn dry_problems(
         Err(e) => problems.push(format!("cannot tell free space: {e}")),
     }
     // The new release's own configuration check, when it is staged already.
-    if let Ok(Some(staged)) = ports.store.staged(&comp.name, &step.to)
+    if let Some(staged) = staged
         && let Some(Err(e)) = super::check_config(ports, comp, &staged.dir, &step.to)
     {
         problems.push(e);
@@ -347,8 +348,9 @@ pub fn dry_run(
         if !in_scope(stack, &opts.scope, step) || !stack.components.contains_key(&step.component) {
             continue;
         }
-        let problems = dry_problems(stack, releases, ports, opts, step);
+        // Verified once per step: `staged` hashes every binary.
         let staged = ports.store.staged(&step.component, &step.to).ok().flatten();
+        let problems = dry_problems(stack, releases, ports, opts, step, staged.as_ref());
         if staged.is_none()
             && stack.components[&step.component]
                 .spec
