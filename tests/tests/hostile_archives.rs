@@ -115,6 +115,8 @@ fn refused(bytes: &[u8], kind: ArchiveKind, want: &str) {
             Limits {
                 max_bytes: 1024 * 1024,
                 max_entries: 50,
+                max_stream: 8 * 1024 * 1024,
+                ..Limits::default()
             },
         )
         .unwrap_err()
@@ -173,12 +175,250 @@ fn tar_traversal_absolute_links_and_devices_are_refused() {
     refused(
         &raw_tar_gz(&[Raw::CharDevice("null")]),
         ArchiveKind::TarGz,
-        "devices, FIFOs and others are refused",
+        "devices, FIFOs, sparse files and others are refused",
     );
     refused(
         &raw_tar_gz(&[Raw::File("x", b"1"), Raw::File("x", b"2")]),
         ArchiveKind::TarGz,
         "appears twice",
+    );
+}
+
+/// A tar.gz whose entries are written block by block: `(header, data
+/// length, data byte)`; data is streamed through the encoder, so a header
+/// may announce (and carry) hundreds of MiB without the test holding them.
+fn streamed_tar_gz(entries: &[(tar::Header, u64, u8)]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let chunk = vec![0u8; 1024 * 1024];
+    for (h, len, byte) in entries {
+        gz.write_all(h.as_bytes()).unwrap();
+        let fill: Vec<u8> = chunk.iter().map(|_| *byte).collect();
+        let mut left = *len;
+        while left > 0 {
+            let n = left.min(fill.len() as u64);
+            gz.write_all(&fill[..usize::try_from(n).unwrap()]).unwrap();
+            left -= n;
+        }
+        let pad = (512 - len % 512) % 512;
+        gz.write_all(&vec![0u8; usize::try_from(pad).unwrap()])
+            .unwrap();
+    }
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap()
+}
+
+fn header(kind: tar::EntryType, name: &str, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(0o755);
+    h.set_size(size);
+    h.set_cksum();
+    h
+}
+
+fn pax(records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let body = 1 + k.len() + 1 + v.len() + 1; // " k=v\n"
+        let mut len = body + 1;
+        while len.to_string().len() + body != len {
+            len += 1;
+        }
+        out.extend_from_slice(format!("{len} {k}=").as_bytes());
+        out.extend_from_slice(v);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A tar.gz of `(header, data)` pairs written as given.
+fn tar_gz_of(entries: &[(tar::Header, Vec<u8>)]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for (h, data) in entries {
+        gz.write_all(h.as_bytes()).unwrap();
+        gz.write_all(data).unwrap();
+        gz.write_all(&vec![0u8; (512 - data.len() % 512) % 512])
+            .unwrap();
+    }
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn huge_extension_headers_are_refused_before_they_are_read() {
+    // A GNU long name announcing (and carrying) 256 MiB: once read whole,
+    // then copied into every error, journal and history line.
+    let long = streamed_tar_gz(&[
+        (
+            header(tar::EntryType::GNULongName, "././@LongLink", 256 << 20),
+            256 << 20,
+            b'a',
+        ),
+        (header(tar::EntryType::Regular, "bin", 1), 1, b'x'),
+    ]);
+    assert!(long.len() < 2 << 20, "small on the wire: {}", long.len());
+    refused(
+        &long,
+        ArchiveKind::TarGz,
+        "a GNU long-name header exceeds the limit of 65536",
+    );
+    let link = streamed_tar_gz(&[
+        (
+            header(tar::EntryType::GNULongLink, "././@LongLink", 1 << 20),
+            1 << 20,
+            b'a',
+        ),
+        (header(tar::EntryType::Symlink, "l", 0), 0, 0),
+    ]);
+    refused(
+        &link,
+        ArchiveKind::TarGz,
+        "a GNU long-link header exceeds the limit",
+    );
+    // A PAX header of the same kind (it used to be read whole and installed).
+    let pax_big = streamed_tar_gz(&[
+        (
+            header(tar::EntryType::XHeader, "PaxHeader/bin", 64 << 20),
+            64 << 20,
+            b'9',
+        ),
+        (header(tar::EntryType::Regular, "bin", 1), 1, b'x'),
+    ]);
+    refused(
+        &pax_big,
+        ArchiveKind::TarGz,
+        "a PAX header exceeds the limit of 65536",
+    );
+    let global = streamed_tar_gz(&[(
+        header(tar::EntryType::XGlobalHeader, "pax_global_header", 1 << 20),
+        1 << 20,
+        b'9',
+    )]);
+    refused(
+        &global,
+        ArchiveKind::TarGz,
+        "a PAX global header exceeds the limit",
+    );
+}
+
+#[test]
+fn names_and_pax_records_are_checked() {
+    let name = "d/".repeat(2600);
+    let records = pax(&[("path", name.as_bytes())]);
+    let body = tar_gz_of(&[
+        (
+            header(tar::EntryType::XHeader, "p", records.len() as u64),
+            records,
+        ),
+        (header(tar::EntryType::Regular, "bin", 1), b"x".to_vec()),
+    ]);
+    refused(
+        &body,
+        ArchiveKind::TarGz,
+        "has a name of 5200 bytes, over the limit of 4096",
+    );
+    let err = {
+        let s = Sandbox::new(&body, "tar.gz");
+        s.extract(ArchiveKind::TarGz, Limits::default())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        err.len() < 600,
+        "the refused name is shortened in the message: {err}"
+    );
+
+    let records = pax(&[("size", b"5")]);
+    refused(
+        &tar_gz_of(&[
+            (
+                header(tar::EntryType::XHeader, "p", records.len() as u64),
+                records,
+            ),
+            (header(tar::EntryType::Regular, "bin", 1), b"x".to_vec()),
+        ]),
+        ArchiveKind::TarGz,
+        "has a PAX size that differs from its header",
+    );
+    let records = pax(&[("GNU.sparse.map", b"0,1")]);
+    refused(
+        &tar_gz_of(&[
+            (
+                header(tar::EntryType::XHeader, "p", records.len() as u64),
+                records,
+            ),
+            (header(tar::EntryType::Regular, "bin", 1), b"x".to_vec()),
+        ]),
+        ArchiveKind::TarGz,
+        "describes a sparse file",
+    );
+    refused(
+        &tar_gz_of(&[
+            (header(tar::EntryType::XHeader, "p", 7), b"garbage".to_vec()),
+            (header(tar::EntryType::Regular, "bin", 1), b"x".to_vec()),
+        ]),
+        ArchiveKind::TarGz,
+        "has a malformed PAX record",
+    );
+    let records = pax(&[("linkpath", b"../../../etc/shadow")]);
+    refused(
+        &tar_gz_of(&[
+            (
+                header(tar::EntryType::XHeader, "p", records.len() as u64),
+                records,
+            ),
+            (header(tar::EntryType::Symlink, "innocent", 0), Vec::new()),
+        ]),
+        ArchiveKind::TarGz,
+        "outside the release directory",
+    );
+    let (a, b) = (pax(&[("path", b"one")]), b"two\0".to_vec());
+    refused(
+        &tar_gz_of(&[
+            (header(tar::EntryType::GNULongName, "././@LongLink", 4), b),
+            (header(tar::EntryType::XHeader, "p", a.len() as u64), a),
+            (header(tar::EntryType::Regular, "bin", 1), b"x".to_vec()),
+        ]),
+        ArchiveKind::TarGz,
+        "a GNU long name and a PAX name that disagree",
+    );
+}
+
+#[test]
+fn long_names_from_real_tools_still_unpack() {
+    // tar::Builder writes GNU long names for paths over 100 bytes, as GNU tar does.
+    let deep = format!("{}/tool", "long-directory-name".repeat(8));
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(3);
+    b.append_data(&mut h, &deep, &b"abc"[..]).unwrap();
+    let s = Sandbox::new(&b.into_inner().unwrap().finish().unwrap(), "tar.gz");
+    s.extract(ArchiveKind::TarGz, Limits::default()).unwrap();
+    assert_eq!(std::fs::read(s.dest.join(&deep)).unwrap(), b"abc");
+}
+
+#[test]
+fn data_that_is_never_written_still_counts_against_the_stream() {
+    // A directory entry carrying 32 MiB of zeros: nothing is written, but
+    // inflating it is work an attacker could make endless.
+    let bomb = streamed_tar_gz(&[
+        (
+            header(tar::EntryType::Directory, "d/", 32 << 20),
+            32 << 20,
+            0,
+        ),
+        (header(tar::EntryType::Regular, "bin", 1), 1, b'x'),
+    ]);
+    refused(
+        &bomb,
+        ArchiveKind::TarGz,
+        "the bytes inflated from the compressed stream exceeds the limit of 8388608",
     );
 }
 
@@ -265,6 +505,51 @@ fn zip_traversal_links_bombs_and_entry_counts_are_refused() {
         &many,
         ArchiveKind::Zip,
         "number of entries exceeds the limit",
+    );
+}
+
+#[test]
+fn zip_link_targets_and_central_directories_are_bounded() {
+    let opts = || {
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+    };
+    // A "symlink" whose target is 16 MiB (it used to be read whole; the
+    // zip writer stores link targets uncompressed).
+    let target = "a".repeat(16 * 1024 * 1024);
+    let link = zip_with(|w| w.add_symlink("link", &target, opts()).unwrap());
+    refused(
+        &link,
+        ArchiveKind::Zip,
+        "has a link target of 4097 bytes, over the limit",
+    );
+    // A central directory over its limit is refused from the end record.
+    let fat = zip_with(|w| {
+        for i in 0..40 {
+            w.start_file(format!("{i}-{}", "n".repeat(3000)), opts())
+                .unwrap();
+        }
+    });
+    let s = Sandbox::new(&fat, "zip");
+    let err = s
+        .extract(
+            ArchiveKind::Zip,
+            Limits {
+                max_index: 64 * 1024,
+                ..Limits::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the zip central directory exceeds the limit of 65536"),
+        "{err}"
+    );
+    // Garbage with no end record is damaged, not a panic.
+    refused(
+        b"PK\x03\x04 not a zip at all",
+        ArchiveKind::Zip,
+        "damaged or truncated",
     );
 }
 

@@ -2,6 +2,26 @@
 //! systemd: a component `../evil` or a binary `../../bin/sh` is refused when
 //! the stack file is read, long before anything touches the host.
 
+/// `text` with control characters (other than newline and tab) shown as
+/// `\u{..}`, cut to `max` bytes on a character boundary (an ellipsis marks
+/// the cut): for any text from outside that an error, a log line or the
+/// state repeats.
+pub fn shorten(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 8));
+    for ch in text.chars() {
+        if out.len() >= max {
+            out.push('…');
+            break;
+        }
+        if ch.is_control() && ch != '\n' && ch != '\t' {
+            out.push_str(&ch.escape_unicode().to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// The longest component or binary name.
 pub const MAX_NAME: usize = 64;
 

@@ -11,19 +11,7 @@ pub const MAX_TEXT: usize = 2048;
 /// `text` with control characters (other than newline and tab) shown as
 /// `\u{..}`, cut to [`MAX_TEXT`] bytes on a character boundary.
 pub fn bounded(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_TEXT + 8));
-    for ch in text.chars() {
-        if out.len() >= MAX_TEXT {
-            out.push('…');
-            break;
-        }
-        if ch.is_control() && ch != '\n' && ch != '\t' {
-            out.push_str(&ch.escape_unicode().to_string());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    crate::names::shorten(text, MAX_TEXT)
 }
 
 fn bound_in_place(text: &mut String) {
