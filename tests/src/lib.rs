@@ -6,8 +6,10 @@ pub mod e2e;
 pub mod fixtures;
 pub mod http_stub;
 pub mod nsd;
+pub mod proxy;
 pub mod release_server;
 pub mod sandbox;
+pub mod tls;
 pub mod world;
 
 use std::collections::BTreeMap;

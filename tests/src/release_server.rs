@@ -7,10 +7,13 @@
 //!   headers, 403 with `x-ratelimit-remaining: 0` when used up;
 //! - `GET /api/v4/projects/<owner%2Frepo>/releases` (GitLab);
 //! - `GET /dl/<file>` (supports `Range: bytes=N-`), `GET /redirect/<file>` → 302.
+//!
+//! Plain http on `127.0.0.1`, or https on `localhost` with a certificate of
+//! a [`PrivateCa`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+use crate::tls::PrivateCa;
 
 /// An asset of a fake release.
 #[derive(Debug, Clone)]
@@ -80,6 +85,12 @@ pub struct Faults {
     pub trickle: Option<(usize, Duration)>,
     /// Answer every API request this late (a distant API, for benchmarks).
     pub api_delay: Option<std::time::Duration>,
+    /// List asset URLs on this base instead (another server: another origin).
+    pub asset_base: Option<String>,
+    /// `/redirect/` sends to this base instead of the server's own.
+    pub redirect_base: Option<String>,
+    /// Answer API requests with a 302 to the same path on this base.
+    pub api_redirect: Option<String>,
 }
 
 /// One request as the server saw it.
@@ -116,6 +127,7 @@ pub struct State {
 #[derive(Debug)]
 pub struct ReleaseServer {
     addr: SocketAddr,
+    tls: bool,
     /// Shared state: change releases and faults while it runs.
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
@@ -124,6 +136,15 @@ pub struct ReleaseServer {
 impl ReleaseServer {
     /// Starts on a free loopback port.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts serving https on `localhost` with a certificate of `ca`.
+    pub fn start_tls(ca: &PrivateCa) -> Self {
+        Self::start_with(Some(ca.server.clone()))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
@@ -134,24 +155,38 @@ impl ReleaseServer {
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
+        let is_tls = tls.is_some();
+        let base = base_url(addr, is_tls);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if sp.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (st, sp) = (st.clone(), sp.clone());
+                let (st, sp, base, tls) = (st.clone(), sp.clone(), base.clone(), tls.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, addr, &st, &sp);
+                    let _ = match tls {
+                        Some(config) => rustls::ServerConnection::new(config)
+                            .map_err(std::io::Error::other)
+                            .and_then(|c| {
+                                handle(rustls::StreamOwned::new(c, conn), &base, &st, &sp)
+                            }),
+                        None => handle(conn, &base, &st, &sp),
+                    };
                 });
             }
         });
-        ReleaseServer { addr, state, stop }
+        ReleaseServer {
+            addr,
+            tls: is_tls,
+            state,
+            stop,
+        }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        base_url(self.addr, self.tls)
     }
 
     /// Locks the state.
@@ -177,6 +212,14 @@ impl Drop for ReleaseServer {
     }
 }
 
+fn base_url(addr: SocketAddr, tls: bool) -> String {
+    if tls {
+        format!("https://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 fn query(path: &str, key: &str) -> Option<usize> {
     let q = path.split_once('?')?.1;
     q.split('&')
@@ -184,7 +227,7 @@ fn query(path: &str, key: &str) -> Option<usize> {
 }
 
 fn respond(
-    out: &mut TcpStream,
+    out: &mut impl Write,
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
@@ -216,6 +259,7 @@ fn respond(
 }
 
 fn release_json(base: &str, r: &FakeRelease, gitlab: bool, redirect: bool) -> serde_json::Value {
+    // `base` is the asset base: the server's own or another's.
     let route = if redirect { "redirect" } else { "dl" };
     let assets: Vec<serde_json::Value> = r
         .assets
@@ -240,29 +284,38 @@ fn release_json(base: &str, r: &FakeRelease, gitlab: bool, redirect: bool) -> se
     }
 }
 
+/// The request head, read byte by byte up to the blank line (a GET has no
+/// body, and nothing past the head may be consumed).
+fn read_head(stream: &mut impl std::io::Read) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+        if stream.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
 #[allow(clippy::too_many_lines)]
-fn handle(
-    stream: TcpStream,
-    addr: SocketAddr,
+fn handle<S: std::io::Read + Write>(
+    mut out: S,
+    base: &str,
     state: &Mutex<State>,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
-    let mut out = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
+    let head = read_head(&mut out)?;
+    let mut lines = head.lines();
+    let line = lines.next().unwrap_or_default();
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
+    for h in lines {
         if let Some((k, v)) = h.split_once(':') {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
-    let base = format!("http://{addr}");
+    let base = base.to_owned();
     let mut st = state.lock().expect("state");
     let record = |st: &mut State, status: u16| {
         st.seen.push(Seen {
@@ -282,6 +335,16 @@ fn handle(
         None
     };
     if let Some((repo, gitlab)) = api {
+        if let Some(other) = st.faults.api_redirect.clone() {
+            record(&mut st, 302);
+            drop(st);
+            return respond(
+                &mut out,
+                302,
+                &[("Location".into(), format!("{other}{path}"))],
+                b"",
+            );
+        }
         if let Some(delay) = st.faults.api_delay {
             drop(st);
             std::thread::sleep(delay);
@@ -320,7 +383,10 @@ fn handle(
             .iter()
             .skip((page - 1) * per_page)
             .take(per_page)
-            .map(|r| release_json(&base, r, gitlab, st.faults.redirect))
+            .map(|r| {
+                let asset_base = st.faults.asset_base.as_deref().unwrap_or(&base);
+                release_json(asset_base, r, gitlab, st.faults.redirect)
+            })
             .collect();
         let body = serde_json::to_vec(&items).expect("json");
         let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..16]);
@@ -368,12 +434,17 @@ fn handle(
     }
 
     if let Some(rest) = path.strip_prefix("/redirect/") {
+        let to = st
+            .faults
+            .redirect_base
+            .clone()
+            .unwrap_or_else(|| base.clone());
         record(&mut st, 302);
         drop(st);
         return respond(
             &mut out,
             302,
-            &[("Location".into(), format!("{base}/dl/{rest}"))],
+            &[("Location".into(), format!("{to}/dl/{rest}"))],
             b"",
         );
     }

@@ -145,13 +145,10 @@ impl Sandbox {
 
     /// The store.
     pub fn store(&self) -> Store {
-        let http = Http::new(
-            HttpOptions {
-                backoff: Duration::from_millis(20),
-                ..HttpOptions::default()
-            },
-            None,
-        );
+        let http = Http::new(HttpOptions {
+            backoff: Duration::from_millis(20),
+            ..HttpOptions::default()
+        });
         Store::new(
             self.layout.store_dir(),
             self.layout.cache_dir(),
@@ -163,7 +160,7 @@ impl Sandbox {
 
     /// Releases of every component.
     pub fn releases(&self, stack: &Stack) -> BTreeMap<String, Vec<Release>> {
-        let http = Http::new(HttpOptions::default(), None);
+        let http = Http::new(HttpOptions::default());
         let src = Sources::new(
             ApiClient::new(
                 http,

@@ -15,7 +15,7 @@ use upgrade_core::ports::{Proof, ReleaseSource};
 use upgrade_core::version::Version;
 use upgrade_fetch::api::ApiClient;
 use upgrade_fetch::extract::Limits;
-use upgrade_fetch::http::{Http, HttpOptions, Token};
+use upgrade_fetch::http::{Forge, Http, HttpOptions, Token};
 use upgrade_fetch::sources::Sources;
 use upgrade_fetch::store::{self, Store};
 
@@ -23,18 +23,19 @@ fn v(s: &str) -> Version {
     Version::parse(s).unwrap()
 }
 
-fn fast_http(token: Option<Token>) -> Http {
-    Http::new(
-        HttpOptions {
-            connect_timeout: Duration::from_secs(2),
-            read_timeout: Duration::from_millis(800),
-            overall_timeout: Duration::from_secs(5),
-            attempts: 3,
-            backoff: Duration::from_millis(20),
-            ..HttpOptions::default()
-        },
-        token,
-    )
+fn fast_http(token: Option<(String, Token)>) -> Http {
+    let http = Http::new(HttpOptions {
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_millis(800),
+        overall_timeout: Duration::from_secs(5),
+        attempts: 3,
+        backoff: Duration::from_millis(20),
+        ..HttpOptions::default()
+    });
+    match token {
+        Some((base, t)) => http.with_token(&base, Forge::Github, t),
+        None => http,
+    }
 }
 
 fn stack_for(server: &ReleaseServer, extra: &str) -> Stack {
@@ -228,7 +229,7 @@ fn rate_limit_exhaustion_with_and_without_a_cached_answer() {
     assert_eq!(server.seen("/repos/").len(), 1, "no retry storm");
     // With a token sent, asking for a token is no way out.
     let client = ApiClient::new(
-        fast_http(Some(Token::new("ghp_sent"))),
+        fast_http(Some((server.url(), Token::new("ghp_sent")))),
         cache.path(),
         Duration::ZERO,
         false,
@@ -624,16 +625,13 @@ fn wrong_checksum_truncation_stall_redirect_and_resume() {
     // minimum-speed rule, the partial kept for a resume.
     let f = Fixture::new("");
     f.server.state().faults.trickle = Some((10, Duration::from_millis(200)));
-    let slow_rule = Http::new(
-        HttpOptions {
-            read_timeout: Duration::from_secs(5),
-            min_speed: 2000,
-            speed_window: Duration::from_secs(1),
-            attempts: 1,
-            ..HttpOptions::default()
-        },
-        None,
-    );
+    let slow_rule = Http::new(HttpOptions {
+        read_timeout: Duration::from_secs(5),
+        min_speed: 2000,
+        speed_window: Duration::from_secs(1),
+        attempts: 1,
+        ..HttpOptions::default()
+    });
     let store = Store::new(
         f.root.path().join("opt/obs-upgrade"),
         f.root.path().join("var/cache/obs-upgrade"),
@@ -765,7 +763,7 @@ fn token_is_sent_but_never_logged_or_shown() {
     server.state().faults.echo_auth_in_errors = true;
     let stack = stack_for(&server, "");
     let cache = tempfile::tempdir().unwrap();
-    let http = fast_http(Some(Token::new(SECRET)));
+    let http = fast_http(Some((server.url(), Token::new(SECRET))));
     let src = Sources::new(
         ApiClient::new(http.clone(), cache.path(), Duration::ZERO, false),
         &server.url(),

@@ -605,13 +605,10 @@ fn the_store_removes_the_partial_of_a_hostile_release() {
     .unwrap();
     let node = &stack.components["node_exporter"];
     let root = tempfile::tempdir().unwrap();
-    let http = Http::new(
-        HttpOptions {
-            backoff: Duration::from_millis(10),
-            ..HttpOptions::default()
-        },
-        None,
-    );
+    let http = Http::new(HttpOptions {
+        backoff: Duration::from_millis(10),
+        ..HttpOptions::default()
+    });
     let src = Sources::new(
         ApiClient::new(http.clone(), root.path().join("api"), Duration::ZERO, false),
         &server.url(),

@@ -190,8 +190,8 @@ fn a_failing_webhook_never_fails_a_run_and_is_in_history() {
     let stack = created.root.join("etc/obs-upgrade/stack.yaml");
     let mut text = std::fs::read_to_string(&stack).unwrap();
     text = format!(
-        "{text}notifications:\n  level: always\n  webhooks:\n    - url: {}\n",
-        rx.url("/hook")
+        "{text}notifications:\n  level: always\n  webhooks:\n    - url: '{}'\n",
+        rx.url("/services/T0/B0/SeCrEtPaTh?token=SeCrEtQuErY")
     );
     std::fs::write(&stack, text).unwrap();
     let o = Command::new(bin("obs-upgrade"))
@@ -215,4 +215,10 @@ fn a_failing_webhook_never_fails_a_run_and_is_in_history() {
         "{history}"
     );
     assert!(history.contains("\"outcome\":\"upgraded\""));
+    // The webhook's secret path and query are shown nowhere, only its host.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for shown in [&*history, &*stderr] {
+        assert!(!shown.contains("SeCrEt"), "{shown}");
+    }
+    assert!(history.contains("webhook http://127.0.0.1:"), "{history}");
 }

@@ -18,8 +18,8 @@ use upgrade_core::planner::{self, Plan, PlanInput, Release};
 use upgrade_core::ports::{HealthProbe, Inspector, Notifier, ReleaseSource, ServiceControl};
 use upgrade_core::version::Version;
 use upgrade_fetch::api::ApiClient;
-use upgrade_fetch::http::{Http, HttpOptions, Token};
-use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
+use upgrade_fetch::http::{Http, HttpOptions};
+use upgrade_fetch::sources::{Forges, Sources};
 use upgrade_fetch::store::Store;
 use upgrade_state::{HoldStore, HolderInfo, LockGuard, Paths, StateStore};
 use upgrade_systemd::health::CatalogHealth;
@@ -242,14 +242,23 @@ impl Host {
         Paths::under(&self.opts.root)
     }
 
-    fn http(&self) -> Http {
+    /// The forges' API bases and the tokens of the environment.
+    pub fn forges(&self) -> Forges {
+        Forges::from_env(self.opts.github_api.as_deref())
+    }
+
+    /// The HTTP client: each token bound to its forge's origins, each
+    /// component's `ca_file` to its API origin, proxies and trust store
+    /// from the environment.
+    pub fn http(&self) -> Http {
         let d = self.stack.deadlines;
         let opts = HttpOptions {
             min_speed: d.min_download_speed,
             speed_window: Duration::from_secs(d.download_speed_window_secs),
             ..HttpOptions::default()
         };
-        Http::new(opts, Token::github_from_env())
+        let components: Vec<&Component> = self.stack.components.values().collect();
+        self.forges().client(opts, &components)
     }
 
     /// The release sources (GitHub, GitLab, mirrors) with the API cache.
@@ -260,12 +269,13 @@ impl Host {
             Duration::from_secs(900),
             self.opts.offline,
         );
-        let github = self
-            .opts
-            .github_api
-            .clone()
-            .unwrap_or_else(|| GITHUB_API.to_owned());
-        Sources::new(client, &github, GITLAB_API, self.opts.mirror.clone())
+        let forges = self.forges();
+        Sources::new(
+            client,
+            &forges.github_api,
+            &forges.gitlab_api,
+            self.opts.mirror.clone(),
+        )
     }
 
     /// The install store.

@@ -87,6 +87,11 @@ macro_rules! component_facts {
             /// service.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             api_url: Option<String> = None,
+            /// A PEM file of CA certificates trusted for `api_url`'s origin (and downloads
+            /// from it) besides the system's trust store: a GitHub Enterprise, GitLab or
+            /// mirror behind a private CA.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ca_file: Option<String> = None,
             /// Only tags starting with one of these are releases (empty: every tag).
             #[serde(default)]
             tag_prefixes: Vec<String> = Vec::new(),

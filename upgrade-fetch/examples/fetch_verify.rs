@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         eprintln!("usage: fetch_verify URL SHA256 DEST");
         return ExitCode::from(2);
     };
-    let http = Http::new(HttpOptions::default(), None);
+    let http = Http::new(HttpOptions::default());
     let _ = std::fs::remove_file(dest);
     match download(&http, url, Path::new(dest), u64::MAX, &mut |_, _| {}) {
         Ok(d) if &d.sha256 == want => {

@@ -18,12 +18,12 @@
 //! use upgrade_core::config::Stack;
 //! use upgrade_core::ports::ReleaseSource;
 //! use upgrade_fetch::api::ApiClient;
-//! use upgrade_fetch::http::{Http, HttpOptions, Token};
+//! use upgrade_fetch::http::{Http, HttpOptions};
 //! use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
 //! use upgrade_fetch::store::Store;
 //!
 //! let stack = Stack::builtin();
-//! let http = Http::new(HttpOptions::default(), Token::github_from_env());
+//! let http = Http::new(HttpOptions::default());
 //! let ttl = std::time::Duration::from_secs(900);
 //! let client = ApiClient::new(http.clone(), "/var/cache/obs-upgrade/api", ttl, false);
 //! let sources = Sources::new(client, GITHUB_API, GITLAB_API, None);

@@ -15,11 +15,93 @@ use upgrade_core::ports::{PortError, ReleaseSource};
 use upgrade_core::version::Version;
 
 use crate::api::{self, ApiClient};
+use crate::http::{Forge, Http, HttpOptions, Token};
 
 /// The public GitHub API.
 pub const GITHUB_API: &str = "https://api.github.com";
 /// The public GitLab instance.
 pub const GITLAB_API: &str = "https://gitlab.com";
+
+/// The forges' API bases and tokens: what [`Forges::client`] binds each
+/// token and CA file to.
+#[derive(Debug, Clone)]
+pub struct Forges {
+    /// The default GitHub API base ([`GITHUB_API`]).
+    pub github_api: String,
+    /// The default GitLab base ([`GITLAB_API`]).
+    pub gitlab_api: String,
+    /// The GitHub token, sent only to GitHub API origins.
+    pub github_token: Option<Token>,
+    /// The GitLab token, sent only to GitLab origins.
+    pub gitlab_token: Option<Token>,
+}
+
+impl Forges {
+    /// The public forges (or `github_api` for GitHub) with the tokens of
+    /// the environment ([`Token::github_from_env`], [`Token::gitlab_from_env`]).
+    pub fn from_env(github_api: Option<&str>) -> Forges {
+        Forges {
+            github_api: github_api
+                .unwrap_or(GITHUB_API)
+                .trim_end_matches('/')
+                .to_owned(),
+            gitlab_api: GITLAB_API.to_owned(),
+            github_token: Token::github_from_env(),
+            gitlab_token: Token::gitlab_from_env(),
+        }
+    }
+
+    /// The API base a component's releases are listed from (`None` for a mirror).
+    pub fn base_for(&self, component: &Component) -> Option<String> {
+        let spec = &component.spec;
+        let default = match spec.source {
+            SourceKind::Github => &self.github_api,
+            SourceKind::Gitlab => &self.gitlab_api,
+            SourceKind::Mirror => return None,
+        };
+        Some(
+            spec.api_url
+                .as_deref()
+                .unwrap_or(default)
+                .trim_end_matches('/')
+                .to_owned(),
+        )
+    }
+
+    /// The HTTP client for `components`: the GitHub token bound to the
+    /// GitHub API origins (the default base and each GitHub component's
+    /// `api_url`), the GitLab token to the GitLab ones, each component's
+    /// `ca_file` to its API origin.
+    pub fn client(&self, opts: HttpOptions, components: &[&Component]) -> Http {
+        let mut http = Http::new(opts);
+        let bind = |http: Http, base: &str, forge: Forge| match forge {
+            Forge::Github => match &self.github_token {
+                Some(t) => http.with_token(base, forge, t.clone()),
+                None => http,
+            },
+            Forge::Gitlab => match &self.gitlab_token {
+                Some(t) => http.with_token(base, forge, t.clone()),
+                None => http,
+            },
+        };
+        http = bind(http, &self.github_api, Forge::Github);
+        http = bind(http, &self.gitlab_api, Forge::Gitlab);
+        for c in components {
+            let Some(base) = self.base_for(c) else {
+                continue;
+            };
+            let forge = match c.spec.source {
+                SourceKind::Gitlab => Forge::Gitlab,
+                _ => Forge::Github,
+            };
+            http = bind(http, &base, forge);
+            if let Some(ca) = &c.spec.ca_file {
+                http = http.with_ca_file(&base, Path::new(ca));
+            }
+        }
+        http
+    }
+}
 
 /// A release as upstream lists it, before per-component filtering.
 #[derive(Debug, Clone, PartialEq, Eq)]

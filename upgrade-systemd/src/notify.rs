@@ -142,6 +142,9 @@ impl Notifiers {
     }
 
     fn webhook(&self, url: &str, format: WebhookFormat, e: &Event) -> Result<(), String> {
+        // Webhook URLs carry their secret in the path or query (Slack, chat
+        // bridges): errors, logs and history show the host only.
+        let shown = host_only(url);
         let body = match format {
             WebhookFormat::Json => serde_json::to_vec(&Envelope {
                 source: "obs-upgrade",
@@ -168,12 +171,15 @@ impl Notifiers {
                 concat!("obs-upgrade/", env!("CARGO_PKG_VERSION")),
             )
             .send(&body[..])
-            .map_err(|e| format!("webhook {url}: {e}"))?;
+            .map_err(|e| {
+                let e = e.to_string().replace(url, &shown);
+                format!("webhook {shown}: {}", upgrade_core::names::shorten(&e, 300))
+            })?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(format!("webhook {url} answered HTTP {status}"))
+            Err(format!("webhook {shown} answered HTTP {status}"))
         }
     }
 
@@ -196,15 +202,16 @@ impl Notifiers {
                 if status.success() {
                     return Ok(());
                 }
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                let mut err = Vec::new();
+                if let Some(e) = child.stderr.take() {
+                    // A hook's answer is read with a bound, whatever it prints.
+                    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(e, 4096), &mut err);
                 }
                 return Err(format!(
                     "{} exited {}: {}",
-                    argv.join(" "),
+                    prog,
                     status.code().unwrap_or(-1),
-                    err.trim()
+                    upgrade_core::names::shorten(String::from_utf8_lossy(&err).trim(), 500)
                 ));
             }
             if start.elapsed() > self.timeout * 3 {
@@ -212,13 +219,23 @@ impl Notifiers {
                 let _ = child.wait();
                 return Err(format!(
                     "{} did not finish within {} s",
-                    argv.join(" "),
+                    prog,
                     (self.timeout * 3).as_secs()
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// `scheme://host/…` of a URL: what may be shown of a webhook.
+fn host_only(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(a webhook URL)".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}/…")
 }
 
 impl Notifier for Notifiers {

@@ -98,10 +98,44 @@ fn init_logging(verbose: u8, quiet: bool) {
         }
     };
     let env = env_logger::Env::default().default_filter_or(level);
-    let _ = env_logger::Builder::from_env(env)
+    let logger = env_logger::Builder::from_env(env)
         .format_timestamp(None)
         .format_target(false)
-        .try_init();
+        .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(NoWire(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The logger, minus the HTTP library's wire dumps: at trace level it logs
+/// every byte sent, the `Authorization` header included. No `RUST_LOG`
+/// setting brings them back.
+struct NoWire(env_logger::Logger);
+
+impl NoWire {
+    fn is_wire(meta: &log::Metadata<'_>) -> bool {
+        meta.level() == log::Level::Trace
+            && ["ureq", "rustls"]
+                .iter()
+                .any(|c| meta.target().starts_with(c))
+    }
+}
+
+impl log::Log for NoWire {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        !Self::is_wire(meta) && self.0.enabled(meta)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !Self::is_wire(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// Whether to color output.

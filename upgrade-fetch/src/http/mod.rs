@@ -1,13 +1,31 @@
-//! One HTTP agent for everything: timeouts, retries with backoff on 5xx and
-//! connection errors, redirects, https required (loopback excepted), a
-//! User-Agent with the tool's version, and a token that never leaves the
-//! `Authorization` header.
+//! One HTTP client for everything: timeouts, retries with backoff on 5xx and
+//! connection errors, a User-Agent with the tool's version, and:
+//!
+//! - **redirects followed here, hop by hop**: each hop must be https
+//!   (loopback excepted) and the error names the hop;
+//! - **credentials bound to an origin** (scheme, host, port): a token is
+//!   sent only to the API it was given for, never to an asset host the
+//!   release data names nor across a redirect to another origin;
+//! - **the trust store operators expect**: the system's bundle, or
+//!   `SSL_CERT_FILE` / `SSL_CERT_DIR`, plus a CA file per source origin;
+//! - **proxies from the environment** by curl's rules (`HTTPS_PROXY`,
+//!   `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+mod net;
+mod origin;
+
+pub use net::{MAX_PEM, Proxies, SYSTEM_BUNDLES, Trust, load_pem};
+pub use origin::{Origin, resolve as resolve_location, without_path};
 
 /// The User-Agent sent with every request.
 pub const USER_AGENT: &str = concat!("obs-upgrade/", env!("CARGO_PKG_VERSION"));
@@ -65,12 +83,21 @@ impl fmt::Display for Token {
 pub enum Error {
     /// Plain http to a non-loopback host.
     #[error(
-        "refusing plain http for {url}: use https, or allow insecure URLs explicitly (loopback \
-            and file:// are always allowed)"
+        "refusing plain http for {url}{}: use https, or allow insecure URLs explicitly (loopback \
+            and file:// are always allowed)",
+        match via { Some(v) => format!(" (a redirect from {v})"), None => String::new() }
     )]
     Insecure {
-        /// The URL.
+        /// The URL (for a redirect hop: without its query).
         url: String,
+        /// The URL that redirected there, if it was a redirect.
+        via: Option<String>,
+    },
+    /// The trust store or a CA file could not be read.
+    #[error("cannot set up TLS: {message}")]
+    Tls {
+        /// What went wrong.
+        message: String,
     },
     /// The server answered with an error status.
     #[error("{url} answered HTTP {status}{}", body_suffix(body))]
@@ -154,6 +181,10 @@ pub struct HttpOptions {
     pub min_speed: u64,
     /// The window `min_speed` is measured over.
     pub speed_window: Duration,
+    /// Proxies (from the environment by default).
+    pub proxies: Proxies,
+    /// The trust store (from the environment by default).
+    pub trust: Trust,
 }
 
 impl Http {
@@ -175,6 +206,8 @@ impl Default for HttpOptions {
             max_redirects: 5,
             min_speed: 1024,
             speed_window: Duration::from_secs(60),
+            proxies: Proxies::from_env(),
+            trust: Trust::from_env(),
         }
     }
 }
@@ -185,6 +218,7 @@ pub struct Answer {
     pub status: u16,
     headers: Vec<(String, String)>,
     body: ureq::Body,
+    token_sent: bool,
 }
 
 impl Answer {
@@ -208,60 +242,128 @@ impl Answer {
     }
 }
 
-/// The agent.
+/// How a forge expects its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    /// `Authorization: Bearer <token>` (GitHub, GitHub Enterprise).
+    Github,
+    /// `PRIVATE-TOKEN: <token>` (GitLab).
+    Gitlab,
+}
+
+#[derive(Debug, Clone)]
+struct Credential {
+    origin: Origin,
+    forge: Forge,
+    token: Token,
+}
+
+/// Which agent a hop needs: its timeouts, its proxy and its extra CA.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AgentKey {
+    download: bool,
+    proxy: Option<String>,
+    ca: Option<usize>,
+}
+
+/// Certificates shared by the agents that trust them.
+type Certs = Arc<Vec<Certificate<'static>>>;
+
+type Roots = Result<Option<Certs>, String>;
+
+/// The client.
 #[derive(Clone)]
 pub struct Http {
-    agent: ureq::Agent,
-    download_agent: ureq::Agent,
-    token: Option<Token>,
+    credentials: Vec<Credential>,
+    cas: Vec<(Origin, Result<Certs, String>)>,
+    roots: Arc<OnceLock<Roots>>,
+    agents: Arc<Mutex<HashMap<AgentKey, ureq::Agent>>>,
     opts: HttpOptions,
 }
 
 impl fmt::Debug for Http {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Http")
-            .field("token", &self.token)
+            .field("credentials", &self.credentials)
             .field("opts", &self.opts)
             .finish_non_exhaustive()
     }
 }
 
 fn is_loopback(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").unwrap_or("");
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = if let Some(h) = host.strip_prefix('[') {
-        h.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    url.starts_with("http://") && Origin::of(url).is_some_and(|o| o.is_loopback())
+}
+
+/// A URL as an error shows a redirect hop: without its query (signed
+/// download URLs carry a signature there).
+fn hop_shown(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or(url).to_owned()
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
 impl Http {
-    /// An agent with these options and an optional token.
-    pub fn new(opts: HttpOptions, token: Option<Token>) -> Self {
-        let build = |overall: Option<Duration>| -> ureq::Agent {
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .user_agent(USER_AGENT)
-                .timeout_connect(Some(opts.connect_timeout))
-                .timeout_recv_response(Some(opts.read_timeout))
-                .timeout_recv_body(overall)
-                .timeout_per_read(Some(opts.read_timeout))
-                .timeout_global(overall)
-                .max_redirects(opts.max_redirects)
-                .build()
-                .into()
-        };
+    /// A client with these options and no credential.
+    pub fn new(opts: HttpOptions) -> Self {
         Http {
-            agent: build(Some(opts.overall_timeout)),
-            download_agent: build(None),
-            token,
+            credentials: Vec::new(),
+            cas: Vec::new(),
+            roots: Arc::new(OnceLock::new()),
+            agents: Arc::new(Mutex::new(HashMap::new())),
             opts,
         }
+    }
+
+    /// Sends `token` to the origin of `api_base` (and nowhere else) the
+    /// way `forge` expects it. A base that is not https (loopback excepted)
+    /// gets no token: it would travel in the clear. The first token bound
+    /// to an origin stays its only one.
+    #[must_use]
+    pub fn with_token(mut self, api_base: &str, forge: Forge, token: Token) -> Self {
+        let Some(origin) = Origin::of(api_base) else {
+            return self;
+        };
+        if origin.scheme != "https" && !origin.is_loopback() {
+            log::warn!("not sending a token to {origin}: it is not https");
+            return self;
+        }
+        match self.credentials.iter().find(|c| c.origin == origin) {
+            None => self.credentials.push(Credential {
+                origin,
+                forge,
+                token,
+            }),
+            Some(c) if c.forge != forge => {
+                log::warn!(
+                    "{origin} already has a {:?} token; not sending it another",
+                    c.forge
+                );
+            }
+            Some(_) => {}
+        }
+        self
+    }
+
+    /// Trusts the certificates of the PEM file `ca_file` for the origin of
+    /// `base`, in addition to the trust store. A file that cannot be read
+    /// fails every request to that origin with [`Error::Tls`] naming it
+    /// (never a silent fallback to the trust store alone); a `base` that is
+    /// not an http(s) URL is ignored.
+    #[must_use]
+    pub fn with_ca_file(mut self, base: &str, ca_file: &Path) -> Self {
+        let Some(origin) = Origin::of(base) else {
+            return self;
+        };
+        let certs = load_pem(ca_file).map_err(|e| format!("the CA file for {origin}: {e}"));
+        match (self.cas.iter_mut().find(|(o, _)| *o == origin), certs) {
+            (Some((_, Ok(have))), Ok(c)) => Arc::make_mut(have).extend(c),
+            (Some((_, slot)), Err(e)) => *slot = Err(e),
+            (Some((_, Err(_))), Ok(_)) => {}
+            (None, certs) => self.cas.push((origin, certs.map(Arc::new))),
+        }
+        self
     }
 
     /// The options in force.
@@ -269,12 +371,15 @@ impl Http {
         &self.opts
     }
 
-    /// Replaces every occurrence of the token in `text` by `***`.
+    /// Replaces every occurrence of a token in `text` by `***`.
     pub fn redact(&self, text: &str) -> String {
-        match &self.token {
-            Some(t) if !t.expose().is_empty() => text.replace(t.expose(), "***"),
-            _ => text.to_owned(),
+        let mut out = text.to_owned();
+        for c in &self.credentials {
+            if !c.token.expose().is_empty() {
+                out = out.replace(c.token.expose(), "***");
+            }
         }
+        out
     }
 
     /// Refuses plain http except to loopback, unless allowed.
@@ -288,11 +393,73 @@ impl Http {
         }
         Err(Error::Insecure {
             url: url.to_owned(),
+            via: None,
         })
+    }
+
+    fn roots(&self) -> Result<Option<Arc<Vec<Certificate<'static>>>>, Error> {
+        self.roots
+            .get_or_init(|| self.opts.trust.load().map(|c| c.map(Arc::new)))
+            .clone()
+            .map_err(|message| Error::Tls { message })
+    }
+
+    fn agent(&self, origin: Option<&Origin>, download: bool) -> Result<ureq::Agent, Error> {
+        let key = AgentKey {
+            download,
+            proxy: origin
+                .and_then(|o| self.opts.proxies.for_origin(o))
+                .map(str::to_owned),
+            ca: origin.and_then(|o| self.cas.iter().position(|(c, _)| c == o)),
+        };
+        let mut agents = self.agents.lock().expect("agents lock");
+        if let Some(a) = agents.get(&key) {
+            return Ok(a.clone());
+        }
+        let base = self.roots()?;
+        let roots = match (key.ca, base) {
+            (None, None) => RootCerts::WebPki,
+            (None, Some(b)) => RootCerts::Specific(b),
+            (Some(i), b) => {
+                let extra = self.cas[i]
+                    .1
+                    .clone()
+                    .map_err(|message| Error::Tls { message })?;
+                let mut all: Vec<Certificate<'static>> =
+                    b.map(|b| (*b).clone()).unwrap_or_default();
+                all.extend(extra.iter().cloned());
+                RootCerts::Specific(Arc::new(all))
+            }
+        };
+        let proxy = match &key.proxy {
+            Some(p) => Some(ureq::Proxy::new(p).map_err(|e| Error::Transport {
+                url: p.clone(),
+                message: format!("the proxy from the environment is not usable: {e}"),
+            })?),
+            None => None,
+        };
+        let overall = (!download).then_some(self.opts.overall_timeout);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(USER_AGENT)
+            .timeout_connect(Some(self.opts.connect_timeout))
+            .timeout_recv_response(Some(self.opts.read_timeout))
+            .timeout_recv_body(overall)
+            .timeout_per_read(Some(self.opts.read_timeout))
+            .timeout_global(overall)
+            // Redirects are followed by `get`, which checks every hop.
+            .max_redirects(0)
+            .proxy(proxy)
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .into();
+        agents.insert(key, agent.clone());
+        Ok(agent)
     }
 
     /// A GET with retries on transient failures. `headers` are extra
     /// request headers; `download` drops the overall timeout (large bodies).
+    /// Redirects are followed up to `max_redirects`, each hop checked.
     /// A non-2xx/304/206 status is an error, a used-up rate limit a
     /// [`Error::RateLimited`] that is never retried.
     pub fn get(
@@ -305,7 +472,7 @@ impl Http {
         let mut pause = self.opts.backoff;
         let mut attempt = 1;
         loop {
-            match self.get_once(url, headers, download) {
+            match self.follow(url, headers, download) {
                 Err(e) if e.is_transient() && attempt < self.opts.attempts => {
                     log::warn!(
                         "{e}; retrying in {} ms (attempt {} of {})",
@@ -322,25 +489,65 @@ impl Http {
         }
     }
 
+    fn follow(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        download: bool,
+    ) -> Result<Answer, Error> {
+        let mut current = url.to_owned();
+        let mut hops = 0;
+        loop {
+            let answer = self.get_once(&current, headers, download)?;
+            if !is_redirect(answer.status) {
+                return self.judge(&current, answer);
+            }
+            let Some(location) = answer.header("location") else {
+                return self.judge(&current, answer);
+            };
+            let next = origin::resolve(&current, location);
+            hops += 1;
+            if hops > self.opts.max_redirects {
+                return Err(Error::Transport {
+                    url: url.to_owned(),
+                    message: format!("more than {} redirects", self.opts.max_redirects),
+                });
+            }
+            if let Err(Error::Insecure { .. }) = self.check_url(&next) {
+                return Err(Error::Insecure {
+                    url: hop_shown(&next),
+                    via: Some(hop_shown(&current)),
+                });
+            }
+            log::debug!("{} redirects to {}", hop_shown(&current), hop_shown(&next));
+            current = next;
+        }
+    }
+
     fn get_once(
         &self,
         url: &str,
         headers: &[(&str, String)],
         download: bool,
     ) -> Result<Answer, Error> {
-        let agent = if download {
-            &self.download_agent
-        } else {
-            &self.agent
-        };
+        let origin = Origin::of(url);
+        let agent = self.agent(origin.as_ref(), download)?;
         let mut req = agent.get(url);
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {}", t.expose()));
+        if let Some(c) = origin
+            .as_ref()
+            .and_then(|o| self.credentials.iter().find(|c| c.origin == *o))
+        {
+            req = match c.forge {
+                Forge::Github => {
+                    req.header("Authorization", format!("Bearer {}", c.token.expose()))
+                }
+                Forge::Gitlab => req.header("PRIVATE-TOKEN", c.token.expose()),
+            };
         }
-        log::debug!("GET {url}");
+        log::debug!("GET {}", hop_shown(url));
         let resp = req.call().map_err(|e| self.transport_error(url, &e))?;
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = resp
@@ -352,11 +559,20 @@ impl Http {
                     .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
             })
             .collect();
-        let answer = Answer {
+        Ok(Answer {
             status,
             headers,
             body: resp.into_body(),
-        };
+            token_sent: origin
+                .as_ref()
+                .is_some_and(|o| self.credentials.iter().any(|c| c.origin == *o)),
+        })
+    }
+
+    /// A final answer: 2xx and 304 pass, a used-up rate limit and other
+    /// statuses are errors.
+    fn judge(&self, url: &str, answer: Answer) -> Result<Answer, Error> {
+        let status = answer.status;
         if (200..300).contains(&status) || status == 304 {
             return Ok(answer);
         }
@@ -369,15 +585,16 @@ impl Http {
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .and_then(|s| Timestamp::from_second(s).ok());
             return Err(Error::RateLimited {
-                url: url.to_owned(),
+                url: hop_shown(url),
                 reset,
-                token_sent: self.token.is_some(),
+                token_sent: answer.token_sent,
             });
         }
         let body = answer.text(4096).unwrap_or_default();
         let body: String = self.redact(body.trim()).chars().take(300).collect();
+        let body = upgrade_core::names::shorten(&body, 300);
         Err(Error::Status {
-            url: url.to_owned(),
+            url: hop_shown(url),
             status,
             body,
         })
@@ -399,10 +616,19 @@ impl Http {
                     what: "read".into(),
                 }
             }
-            other => Error::Transport {
-                url: url.to_owned(),
-                message: self.redact(&other.to_string()),
-            },
+            other => {
+                let mut message = self.redact(&other.to_string());
+                if message.to_ascii_lowercase().contains("certificate") {
+                    message.push_str(
+                        "; if the server's certificate comes from a private CA, trust it with \
+                         SSL_CERT_FILE or the component's `ca_file`",
+                    );
+                }
+                Error::Transport {
+                    url: hop_shown(url),
+                    message,
+                }
+            }
         }
     }
 }
@@ -435,6 +661,8 @@ fn body_suffix(body: &str) -> String {
 mod tests {
     use super::*;
 
+    const GITHUB: &str = "https://api.github.com";
+
     #[test]
     fn link_header() {
         let l = concat!(
@@ -450,7 +678,7 @@ mod tests {
 
     #[test]
     fn https_required_except_loopback() {
-        let h = Http::new(HttpOptions::default(), None);
+        let h = Http::new(HttpOptions::default());
         assert!(h.check_url("https://api.github.com").is_ok());
         assert!(h.check_url("http://127.0.0.1:8080/x").is_ok());
         assert!(h.check_url("http://localhost/x").is_ok());
@@ -458,13 +686,10 @@ mod tests {
         assert!(h.check_url("file:///srv/mirror").is_ok());
         let e = h.check_url("http://mirror.internal/x").unwrap_err();
         assert!(e.to_string().contains("refusing plain http"), "{e}");
-        let h = Http::new(
-            HttpOptions {
-                allow_insecure: true,
-                ..HttpOptions::default()
-            },
-            None,
-        );
+        let h = Http::new(HttpOptions {
+            allow_insecure: true,
+            ..HttpOptions::default()
+        });
         assert!(h.check_url("http://mirror.internal/x").is_ok());
     }
 
@@ -472,8 +697,14 @@ mod tests {
     fn token_never_prints() {
         let t = Token::new("ghp_secret123");
         assert_eq!(format!("{t} {t:?}"), "*** Token(***)");
-        let h = Http::new(HttpOptions::default(), Some(t));
+        let h = Http::new(HttpOptions::default()).with_token(GITHUB, Forge::Github, t.clone());
         assert_eq!(h.redact("bad token ghp_secret123!"), "bad token ***!");
         assert!(!format!("{h:?}").contains("secret"));
+        let plain = Http::new(HttpOptions::default()).with_token(
+            "http://ghe.example/api/v3",
+            Forge::Github,
+            t,
+        );
+        assert!(plain.credentials.is_empty(), "no token over plain http");
     }
 }
