@@ -76,3 +76,38 @@ pub fn fake_binary(name: &str, version: &str) -> Vec<u8> {
     format!("#!/bin/sh\necho \"{name}, version {version} (branch: HEAD, revision: test)\"\n")
         .into_bytes()
 }
+
+/// A tar.gz whose entries are written block by block: `(header, data
+/// length, data byte)`; data is streamed through the encoder, so a header
+/// may announce (and carry) hundreds of MiB without the test holding them.
+pub fn streamed_tar_gz(entries: &[(tar::Header, u64, u8)]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let chunk = vec![0u8; 1024 * 1024];
+    for (h, len, byte) in entries {
+        gz.write_all(h.as_bytes()).unwrap();
+        let fill: Vec<u8> = chunk.iter().map(|_| *byte).collect();
+        let mut left = *len;
+        while left > 0 {
+            let n = left.min(fill.len() as u64);
+            gz.write_all(&fill[..usize::try_from(n).unwrap()]).unwrap();
+            left -= n;
+        }
+        let pad = (512 - len % 512) % 512;
+        gz.write_all(&vec![0u8; usize::try_from(pad).unwrap()])
+            .unwrap();
+    }
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A GNU tar header of `kind` for `name` announcing `size` bytes.
+pub fn header(kind: tar::EntryType, name: &str, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(0o755);
+    h.set_size(size);
+    h.set_cksum();
+    h
+}

@@ -91,6 +91,10 @@ pub struct Faults {
     pub redirect_base: Option<String>,
     /// Answer API requests with a 302 to the same path on this base.
     pub api_redirect: Option<String>,
+    /// Give every listed release a `body` (release notes) of this many bytes.
+    pub notes_bytes: usize,
+    /// List every asset with this size instead of its real one.
+    pub asset_size: Option<u64>,
 }
 
 /// One request as the server saw it.
@@ -385,7 +389,18 @@ fn handle<S: std::io::Read + Write>(
             .take(per_page)
             .map(|r| {
                 let asset_base = st.faults.asset_base.as_deref().unwrap_or(&base);
-                release_json(asset_base, r, gitlab, st.faults.redirect)
+                let mut v = release_json(asset_base, r, gitlab, st.faults.redirect);
+                if st.faults.notes_bytes > 0 {
+                    v["body"] = serde_json::json!("n".repeat(st.faults.notes_bytes));
+                }
+                if let (Some(size), Some(assets)) =
+                    (st.faults.asset_size, v["assets"].as_array_mut())
+                {
+                    for a in assets {
+                        a["size"] = serde_json::json!(size);
+                    }
+                }
+                v
             })
             .collect();
         let body = serde_json::to_vec(&items).expect("json");

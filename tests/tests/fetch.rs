@@ -667,8 +667,22 @@ fn wrong_checksum_truncation_stall_redirect_and_resume() {
 fn size_cap_and_missing_asset() {
     let f = Fixture::new("");
     let store = f.store().with_limits(Limits::default(), 50);
+    // The size the release lists is refused before a byte is fetched...
     let err = store
         .stage(f.node(), &f.release("1.9.1"), &mut |_, _| {})
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("bytes, over the download limit of 50 bytes"),
+        "{err}"
+    );
+    // ...and a release that lists no size is cut off at the cap.
+    let mut unsized_release = f.release("1.9.1");
+    for a in &mut unsized_release.assets {
+        a.size = None;
+    }
+    let err = store
+        .stage(f.node(), &unsized_release, &mut |_, _| {})
         .unwrap_err();
     assert!(
         err.to_string().contains("larger than the 50-byte limit"),

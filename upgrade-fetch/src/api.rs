@@ -13,10 +13,13 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{self, Http, next_link};
 
-/// Largest API page accepted.
-const MAX_PAGE: u64 = 32 * 1024 * 1024;
-/// Most pages followed for one listing.
-const MAX_PAGES: usize = 20;
+/// Largest API page accepted (a page of 100 Prometheus releases with their
+/// notes and 40 assets each is about 5 MiB).
+pub const MAX_PAGE: u64 = 16 * 1024 * 1024;
+/// Most pages followed for one listing (2,000 releases at 100 a page).
+pub const MAX_PAGES: usize = 20;
+/// Most bytes read for one listing, all pages together.
+pub const MAX_LISTING: u64 = 48 * 1024 * 1024;
 
 /// Why a listing failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,17 @@ pub enum Error {
     Offline {
         /// The URL.
         url: String,
+    },
+    /// A page is larger than [`MAX_PAGE`].
+    #[error(
+        "{url} answered more than {limit} bytes for one page; refusing it (a release listing \
+         is a few MiB)"
+    )]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
     },
     /// The answer is not the JSON expected.
     #[error("{url} answered something that is not a release list: {message}")]
@@ -183,37 +197,51 @@ impl ApiClient {
         }
         let etag = answer.header("etag").map(str::to_owned);
         let link = answer.header("link").map(str::to_owned);
-        let body = answer
-            .text(MAX_PAGE)
-            .map_err(|e| self.http.transport_error(url, &e))?;
-        self.store(&Entry {
+        let body = answer.text(MAX_PAGE).map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => Error::TooLarge {
+                url: url.to_owned(),
+                limit: MAX_PAGE,
+            },
+            e => self.http.transport_error(url, &e).into(),
+        })?;
+        let entry = Entry {
             url: url.to_owned(),
             etag,
-            link: link.clone(),
+            link,
             fetched_at: Timestamp::now(),
-            body: body.clone(),
-        });
-        Ok((body, link))
+            body,
+        };
+        self.store(&entry);
+        Ok((entry.body, entry.link))
     }
 
     /// Every page of a listing, following `Link: rel="next"`; each page's
-    /// JSON array items in order.
-    pub fn list(&self, first: &str) -> Result<Vec<serde_json::Value>, Error> {
+    /// JSON array items in order, parsed straight into `T` (fields `T` does
+    /// not name are skipped, never held). At most [`MAX_PAGES`] pages and
+    /// [`MAX_LISTING`] bytes are read; past either the listing stops with a
+    /// warning (the newest releases come first).
+    pub fn list<T: serde::de::DeserializeOwned>(&self, first: &str) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         let mut url = Some(first.to_owned());
-        let mut pages = 0;
+        let (mut pages, mut bytes) = (0, 0u64);
         while let Some(u) = url.take() {
             pages += 1;
-            if pages > MAX_PAGES {
-                log::warn!("stopped after {MAX_PAGES} pages of {first}");
+            if pages > MAX_PAGES || bytes > MAX_LISTING {
+                log::warn!(
+                    "stopped listing {} after {} pages and {bytes} bytes (the limits are \
+                     {MAX_PAGES} pages and {MAX_LISTING} bytes)",
+                    crate::http::without_query(first),
+                    pages - 1
+                );
                 break;
             }
             let (body, link) = self.page(&u)?;
-            let items: Vec<serde_json::Value> =
-                serde_json::from_str(&body).map_err(|e| Error::Parse {
-                    url: u.clone(),
-                    message: e.to_string(),
-                })?;
+            bytes += body.len() as u64;
+            let items: Vec<T> = serde_json::from_str(&body).map_err(|e| Error::Parse {
+                url: u.clone(),
+                message: e.to_string(),
+            })?;
+            drop(body);
             out.extend(items);
             url = link.as_deref().and_then(next_link);
         }

@@ -14,7 +14,7 @@ use upgrade_core::planner::{Asset, Release};
 use upgrade_core::ports::{PortError, ReleaseSource};
 use upgrade_core::version::Version;
 
-use crate::api::{self, ApiClient};
+use crate::api::ApiClient;
 use crate::http::{Forge, Http, HttpOptions, Token};
 
 /// The public GitHub API.
@@ -118,8 +118,9 @@ pub struct RawRelease {
     pub assets: Vec<Asset>,
 }
 
+/// A GitHub release as the API lists it (the fields used).
 #[derive(Deserialize)]
-struct GithubRelease {
+pub struct GithubRelease {
     tag_name: String,
     #[serde(default)]
     draft: bool,
@@ -138,8 +139,9 @@ struct GithubAsset {
     digest: Option<String>,
 }
 
+/// A GitLab release as the API lists it (the fields used).
 #[derive(Deserialize)]
-struct GitlabRelease {
+pub struct GitlabRelease {
     tag_name: String,
     released_at: Option<Timestamp>,
     #[serde(default)]
@@ -161,67 +163,89 @@ struct GitlabLink {
     direct_asset_url: Option<String>,
 }
 
-/// Parses a GitHub `/releases` listing.
-pub fn parse_github(
-    items: Vec<serde_json::Value>,
-    url: &str,
-) -> Result<Vec<RawRelease>, api::Error> {
+/// The longest tag kept (longer ones are never a version this tool reads).
+pub const MAX_TAG: usize = 128;
+/// The longest asset name kept.
+pub const MAX_ASSET_NAME: usize = 255;
+/// The longest asset URL kept.
+pub const MAX_ASSET_URL: usize = 4096;
+
+/// Whether an asset's name and URL are within bounds (a release data
+/// field no real release comes near is dropped, not carried around).
+fn asset_in_bounds(name: &str, url: &str) -> bool {
+    let ok = name.len() <= MAX_ASSET_NAME && url.len() <= MAX_ASSET_URL;
+    if !ok {
+        log::warn!(
+            "skipping an asset with a {}-byte name and a {}-byte URL (limits {MAX_ASSET_NAME} \
+             and {MAX_ASSET_URL})",
+            name.len(),
+            url.len()
+        );
+    }
+    ok
+}
+
+fn tag_in_bounds(tag: &str) -> bool {
+    let ok = tag.len() <= MAX_TAG;
+    if !ok {
+        log::warn!(
+            "skipping a release with a {}-byte tag (limit {MAX_TAG})",
+            tag.len()
+        );
+    }
+    ok
+}
+
+/// Turns a GitHub `/releases` listing into releases (out-of-bounds tags and
+/// assets dropped).
+pub fn parse_github(items: Vec<GithubRelease>) -> Vec<RawRelease> {
     items
         .into_iter()
-        .map(|v| {
-            let r: GithubRelease = serde_json::from_value(v).map_err(|e| api::Error::Parse {
-                url: url.into(),
-                message: e.to_string(),
-            })?;
-            Ok(RawRelease {
-                tag: r.tag_name,
-                draft: r.draft,
-                prerelease: r.prerelease,
-                published_at: r.published_at,
-                assets: r
-                    .assets
-                    .into_iter()
-                    .map(|a| Asset {
-                        name: a.name,
-                        url: a.browser_download_url,
-                        size: a.size,
-                        digest: a.digest,
-                    })
-                    .collect(),
-            })
+        .filter(|r| tag_in_bounds(&r.tag_name))
+        .map(|r| RawRelease {
+            tag: r.tag_name,
+            draft: r.draft,
+            prerelease: r.prerelease,
+            published_at: r.published_at,
+            assets: r
+                .assets
+                .into_iter()
+                .filter(|a| asset_in_bounds(&a.name, &a.browser_download_url))
+                .map(|a| Asset {
+                    name: a.name,
+                    url: a.browser_download_url,
+                    size: a.size,
+                    digest: a.digest.filter(|d| d.len() <= 160),
+                })
+                .collect(),
         })
         .collect()
 }
 
-/// Parses a GitLab `/releases` listing.
-pub fn parse_gitlab(
-    items: Vec<serde_json::Value>,
-    url: &str,
-) -> Result<Vec<RawRelease>, api::Error> {
+/// Turns a GitLab `/releases` listing into releases (out-of-bounds tags and
+/// assets dropped).
+pub fn parse_gitlab(items: Vec<GitlabRelease>) -> Vec<RawRelease> {
     items
         .into_iter()
-        .map(|v| {
-            let r: GitlabRelease = serde_json::from_value(v).map_err(|e| api::Error::Parse {
-                url: url.into(),
-                message: e.to_string(),
-            })?;
-            Ok(RawRelease {
-                tag: r.tag_name,
-                draft: false,
-                prerelease: r.upcoming_release,
-                published_at: r.released_at,
-                assets: r
-                    .assets
-                    .links
-                    .into_iter()
-                    .map(|l| Asset {
-                        name: l.name,
-                        url: l.direct_asset_url.unwrap_or(l.url),
-                        size: None,
-                        digest: None,
-                    })
-                    .collect(),
-            })
+        .filter(|r| tag_in_bounds(&r.tag_name))
+        .map(|r| RawRelease {
+            tag: r.tag_name,
+            draft: false,
+            prerelease: r.upcoming_release,
+            published_at: r.released_at,
+            assets: r
+                .assets
+                .links
+                .into_iter()
+                .map(|l| (l.name, l.direct_asset_url.unwrap_or(l.url)))
+                .filter(|(name, url)| asset_in_bounds(name, url))
+                .map(|(name, url)| Asset {
+                    name,
+                    url,
+                    size: None,
+                    digest: None,
+                })
+                .collect(),
         })
         .collect()
 }
@@ -252,14 +276,20 @@ pub fn read_mirror(mirror: &Path, component: &str) -> Result<Vec<RawRelease>, st
             continue;
         }
         let tag = entry.file_name().to_string_lossy().into_owned();
-        let meta: MirrorMeta = match fs::read(entry.path().join("release.json")) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                std::io::Error::other(format!(
-                    "{}: {e}",
-                    entry.path().join("release.json").display()
-                ))
-            })?,
-            Err(_) => MirrorMeta::default(),
+        if !tag_in_bounds(&tag) {
+            continue;
+        }
+        let meta_path = entry.path().join("release.json");
+        let meta: MirrorMeta = match upgrade_state::fsutil::read_capped(&meta_path, 64 * 1024) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", meta_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MirrorMeta::default(),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", meta_path.display()),
+                ));
+            }
         };
         let published_at = meta.published_at.or_else(|| {
             entry
@@ -390,7 +420,7 @@ impl Sources {
                     .unwrap_or(&self.github_api)
                     .trim_end_matches('/');
                 let url = format!("{base}/repos/{}/releases?per_page=100", spec.repo);
-                parse_github(self.client.list(&url)?, &url)?
+                parse_github(self.client.list(&url)?)
             }
             SourceKind::Gitlab => {
                 let base = spec
@@ -400,7 +430,7 @@ impl Sources {
                     .trim_end_matches('/');
                 let project = spec.repo.replace('/', "%2F");
                 let url = format!("{base}/api/v4/projects/{project}/releases?per_page=100");
-                parse_gitlab(self.client.list(&url)?, &url)?
+                parse_gitlab(self.client.list(&url)?)
             }
             SourceKind::Mirror => {
                 let dir = match spec.api_url.as_deref() {

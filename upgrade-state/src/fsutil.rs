@@ -189,3 +189,72 @@ pub fn atomic_write_mode(
     }
     result
 }
+
+/// `O_NONBLOCK`: opening a FIFO for reading must not wait for a writer.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Reads a regular file of at most `max` bytes. Anything else is refused
+/// without blocking or reading it whole: a FIFO (opened non-blocking, then
+/// refused), a device such as `/dev/zero`, a directory, a larger file. The
+/// error says which.
+pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, a device or a directory)",
+        ));
+    }
+    if meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes, over the limit of {max}", meta.len()),
+        ));
+    }
+    let mut out = Vec::new();
+    file.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("over the limit of {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod read_capped_tests {
+    use super::*;
+
+    #[test]
+    fn only_small_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        fs::write(&f, b"12345").unwrap();
+        assert_eq!(read_capped(&f, 5).unwrap(), b"12345");
+        let e = read_capped(&f, 4).unwrap_err().to_string();
+        assert!(e.contains("5 bytes, over the limit of 4"), "{e}");
+        let e = read_capped(Path::new("/dev/zero"), 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = read_capped(&fifo, 4).unwrap_err().to_string();
+        assert!(
+            e.contains("not a regular file"),
+            "a FIFO neither blocks nor passes: {e}"
+        );
+    }
+}

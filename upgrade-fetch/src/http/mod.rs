@@ -296,8 +296,12 @@ fn is_loopback(url: &str) -> bool {
 
 /// A URL as an error shows a redirect hop: without its query (signed
 /// download URLs carry a signature there).
-fn hop_shown(url: &str) -> String {
+pub fn without_query(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_owned()
+}
+
+fn hop_shown(url: &str) -> String {
+    without_query(url)
 }
 
 fn is_redirect(status: u16) -> bool {

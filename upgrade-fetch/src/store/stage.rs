@@ -23,6 +23,9 @@ use super::marker::Marker;
 use crate::download::download;
 use crate::{extract, verify};
 
+/// The largest checksum file read (upstream's hold a few dozen lines).
+pub const MAX_CHECKSUMS: u64 = 4 * 1024 * 1024;
+
 /// The SHA-256 of a file; logs (debug) how many bytes were hashed, which
 /// `scripts/bench-ops` counts to show a run hashes a binary at most once.
 fn sha256_file(path: &Path) -> io::Result<String> {
@@ -212,13 +215,21 @@ impl Store {
             return Ok(None);
         };
         let text = if let Some(path) = sums.url.strip_prefix("file://") {
-            fs::read_to_string(path)
-                .map_err(io_err("cannot read checksum file", Path::new(path)))?
+            let bytes = upgrade_state::fsutil::read_capped(Path::new(path), MAX_CHECKSUMS)
+                .map_err(io_err("cannot read checksum file", Path::new(path)))?;
+            String::from_utf8_lossy(&bytes).into_owned()
         } else {
             let answer = self.http.get(&sums.url, &[], false)?;
-            answer
-                .text(4 * 1024 * 1024)
-                .map_err(|e| self.http.transport_error(&sums.url, &e))?
+            answer.text(MAX_CHECKSUMS).map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Error::Io {
+                    action: "refusing checksum file",
+                    path: crate::http::without_query(&sums.url).into(),
+                    cause: std::io::Error::other(format!(
+                        "over the limit of {MAX_CHECKSUMS} bytes"
+                    )),
+                },
+                e => self.http.transport_error(&sums.url, &e).into(),
+            })?
         };
         match verify::parse_checksums(&text).remove(&asset.name) {
             Some(d) => Ok(Some((d, Proof::ChecksumFile { name }))),
@@ -248,6 +259,16 @@ impl Store {
                 component: comp.name.clone(),
                 version: release.version.clone(),
                 asset: asset.name.clone(),
+            });
+        }
+        if let Some(size) = asset.size.filter(|s| *s > self.max_download) {
+            return Err(Error::Io {
+                action: "refusing to download",
+                path: crate::http::without_query(&asset.url).into(),
+                cause: io::Error::other(format!(
+                    "the release lists it at {size} bytes, over the download limit of {} bytes",
+                    self.max_download
+                )),
             });
         }
         let part = self.download_path(&comp.name, &release.version, &asset.name);
