@@ -190,6 +190,57 @@ pub fn atomic_write_mode(
     result
 }
 
+/// Owner, group and permission bits a copy is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    /// Permission bits (`0o640`); file type bits are ignored.
+    pub mode: u32,
+    /// Owner uid; `None` keeps the copier's.
+    pub uid: Option<u32>,
+    /// Group gid; `None` keeps the copier's.
+    pub gid: Option<u32>,
+}
+
+impl Ownership {
+    /// What `meta` says.
+    pub fn of(meta: &fs::Metadata) -> Ownership {
+        use std::os::unix::fs::MetadataExt;
+        Ownership {
+            mode: meta.mode() & 0o7777,
+            uid: Some(meta.uid()),
+            gid: Some(meta.gid()),
+        }
+    }
+}
+
+/// Like [`atomic_copy`], with exactly `own`'s mode, owner and group set on
+/// the copy before it replaces `to` (whatever the umask; never a moment
+/// with other permissions).
+pub fn atomic_copy_as(from: &Path, to: &Path, own: Ownership) -> Result<(), IoError> {
+    let (dir, tmp) = temp_beside(to, "copy");
+    let result = (|| {
+        let _ = fs::remove_file(&tmp);
+        let mut src = File::open(from).map_err(io_err("cannot read", from))?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("cannot create", &tmp))?;
+        io::copy(&mut src, &mut out).map_err(io_err("cannot copy", from))?;
+        std::os::unix::fs::fchown(&out, own.uid, own.gid).map_err(io_err("cannot chown", &tmp))?;
+        out.set_permissions(fs::Permissions::from_mode(own.mode))
+            .map_err(io_err("cannot chmod", &tmp))?;
+        out.sync_all().map_err(io_err("cannot sync", &tmp))?;
+        fs::rename(&tmp, to).map_err(io_err("cannot replace", to))?;
+        sync_dir(&dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// `O_NONBLOCK`: opening a FIFO for reading must not wait for a writer.
 const O_NONBLOCK: i32 = 0o4000;
 

@@ -10,6 +10,8 @@ use upgrade_core::layout::Layout;
 use upgrade_core::ports::{Backup, Inspector, Installed, PortError};
 use upgrade_core::version::Version;
 
+use upgrade_state::fsutil::Ownership;
+
 use crate::detect;
 
 /// Finds binaries in `<root>/usr/local/bin`, or where the unit's `ExecStart` points.
@@ -169,35 +171,120 @@ impl FileBackup {
     }
 }
 
-fn copy_file(from: &Path, to: &Path) -> Result<(), PortError> {
-    if let Some(p) = to.parent() {
-        fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+/// One saved file: where it goes back to, and the mode, owner and group it
+/// had (the saved copy itself is root's, 0600: it may hold secrets).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Saved {
+    File {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// A manifest from before ownership was recorded: a path alone.
+    Legacy(String),
+}
+
+fn mkdir_private(dir: &Path) -> Result<(), PortError> {
+    Ok(upgrade_state::fsutil::create_dir_all_mode(dir, 0o700)?)
+}
+
+/// Where a restore writes: through a symlink to the file it names, so that
+/// an operator's link (`/etc/x.yml -> /srv/conf/x.yml`) stays a link.
+fn write_target(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
     }
-    Ok(upgrade_state::fsutil::atomic_copy(from, to)?)
+}
+
+/// Whether `path` already holds `saved`'s bytes with `own`'s mode and owner.
+fn already_restored(path: &Path, saved: &Path, own: Ownership) -> bool {
+    let (Ok(meta), Ok(saved_meta)) = (fs::metadata(path), fs::metadata(saved)) else {
+        return false;
+    };
+    meta.len() == saved_meta.len()
+        && Ownership::of(&meta) == own
+        && matches!((fs::read(path), fs::read(saved)), (Ok(a), Ok(b)) if a == b)
 }
 
 impl Backup for FileBackup {
     fn backup(&self, component: &Component, dir: &Path) -> Result<Vec<PathBuf>, PortError> {
         let mut saved = Vec::new();
+        let mut manifest = Vec::new();
+        mkdir_private(dir)?;
         for src in self.sources(component) {
-            copy_file(&src, &self.saved_path(dir, &src))?;
+            let to = self.saved_path(dir, &src);
+            if let Some(p) = to.parent() {
+                mkdir_private(p)?;
+            }
+            let meta =
+                fs::metadata(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+            let own = Ownership::of(&meta);
+            let private = Ownership {
+                mode: 0o600,
+                uid: None,
+                gid: None,
+            };
+            upgrade_state::fsutil::atomic_copy_as(&src, &to, private)?;
+            manifest.push(Saved::File {
+                path: src.display().to_string(),
+                mode: own.mode,
+                uid: own.uid.unwrap_or(0),
+                gid: own.gid.unwrap_or(0),
+            });
             saved.push(src);
         }
-        let manifest: Vec<String> = saved.iter().map(|p| p.display().to_string()).collect();
-        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let bytes = serde_json::to_vec_pretty(&manifest)?;
-        upgrade_state::fsutil::atomic_write(&dir.join("manifest.json"), &bytes, None)?;
+        upgrade_state::fsutil::atomic_write_mode(&dir.join("manifest.json"), &bytes, None, 0o600)?;
         Ok(saved)
     }
 
+    /// Puts every saved file back with the mode, owner and group it had; a
+    /// file that already holds the saved bytes with them is left untouched.
     fn restore(&self, _component: &Component, dir: &Path) -> Result<(), PortError> {
-        let manifest: Vec<String> =
-            serde_json::from_slice(&fs::read(dir.join("manifest.json")).map_err(|e| {
-                format!("cannot read the backup manifest in {}: {e}", dir.display())
-            })?)?;
-        for host in manifest {
-            let host = PathBuf::from(host);
-            copy_file(&self.saved_path(dir, &host), &host)?;
+        let path = dir.join("manifest.json");
+        let bytes = upgrade_state::fsutil::read_capped(&path, 1 << 20)
+            .map_err(|e| format!("cannot read the backup manifest in {}: {e}", dir.display()))?;
+        let manifest: Vec<Saved> = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the backup manifest {} is damaged: {e}", path.display()))?;
+        for entry in manifest {
+            let (host, own) = match entry {
+                Saved::File {
+                    path,
+                    mode,
+                    uid,
+                    gid,
+                } => (
+                    PathBuf::from(path),
+                    Some(Ownership {
+                        mode,
+                        uid: Some(uid),
+                        gid: Some(gid),
+                    }),
+                ),
+                Saved::Legacy(path) => (PathBuf::from(path), None),
+            };
+            let saved = self.saved_path(dir, &host);
+            let target = write_target(&host);
+            // Legacy entries: keep what the file has now, else the copy's mode.
+            let own = match own {
+                Some(o) => o,
+                None => match fs::metadata(&target).or_else(|_| fs::metadata(&saved)) {
+                    Ok(m) => Ownership::of(&m),
+                    Err(e) => return Err(format!("cannot read {}: {e}", saved.display()).into()),
+                },
+            };
+            if already_restored(&target, &saved, own) {
+                continue;
+            }
+            if let Some(p) = target.parent() {
+                upgrade_state::fsutil::create_dir_all_mode(p, 0o755)?;
+            }
+            upgrade_state::fsutil::atomic_copy_as(&saved, &target, own)?;
         }
         Ok(())
     }
@@ -210,6 +297,81 @@ impl Backup for FileBackup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_keeps_owner_group_and_mode_and_leaves_unchanged_files_alone() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !rustix::process::geteuid().is_root() {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("skipped: changing a file's owner needs root (CI runs as root)");
+            }
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::under(dir.path());
+        let stack = upgrade_core::config::Stack::builtin();
+        let comp = &stack.components["prometheus"];
+        let cfg = layout.host(comp.spec.config_path.as_deref().unwrap());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        fs::write(&cfg, "a: 1\n").unwrap();
+        std::os::unix::fs::chown(&cfg, Some(65534), Some(65533)).unwrap();
+        fs::set_permissions(&cfg, fs::Permissions::from_mode(0o640)).unwrap();
+        let unit_dir = dir.path().join("etc/systemd/system");
+        fs::create_dir_all(&unit_dir).unwrap();
+        let unit = unit_dir.join(&comp.spec.unit);
+        fs::write(&unit, "[Service]\nExecStart=/usr/local/bin/prometheus\n").unwrap();
+        let backup = FileBackup::new(layout, &unit_dir);
+        let saved = dir
+            .path()
+            .join("var/lib/obs-upgrade/backups/run/prometheus");
+        assert_eq!(backup.backup(comp, &saved).unwrap().len(), 2);
+        // The saved copies are root's alone: a config may hold secrets.
+        let copy = backup.saved_path(&saved, &cfg);
+        assert_eq!(fs::metadata(&copy).unwrap().mode() & 0o7777, 0o600);
+        assert_eq!(fs::metadata(&saved).unwrap().mode() & 0o7777, 0o700);
+        // An upgrade rewrote the config as root:root 0644.
+        let _ = fs::remove_file(&cfg);
+        fs::write(&cfg, "a: 2\n").unwrap();
+        fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
+        let unit_before = fs::metadata(&unit).unwrap();
+        backup.restore(comp, &saved).unwrap();
+        let meta = fs::metadata(&cfg).unwrap();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), "a: 1\n");
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (65534, 65533, 0o640)
+        );
+        // The unit did not change: it was not rewritten.
+        let unit_after = fs::metadata(&unit).unwrap();
+        assert_eq!(unit_after.ino(), unit_before.ino());
+        // A second restore changes nothing.
+        let ino = meta.ino();
+        backup.restore(comp, &saved).unwrap();
+        assert_eq!(fs::metadata(&cfg).unwrap().ino(), ino);
+    }
+
+    #[test]
+    fn a_restore_through_a_symlink_keeps_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::under(dir.path());
+        let stack = upgrade_core::config::Stack::builtin();
+        let comp = &stack.components["prometheus"];
+        let cfg = layout.host(comp.spec.config_path.as_deref().unwrap());
+        fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        let real = dir.path().join("srv-prometheus.yml");
+        fs::write(&real, "a: 1\n").unwrap();
+        std::os::unix::fs::symlink(&real, &cfg).unwrap();
+        let unit_dir = dir.path().join("units");
+        fs::create_dir_all(&unit_dir).unwrap();
+        let backup = FileBackup::new(layout, &unit_dir);
+        let saved = dir.path().join("b");
+        backup.backup(comp, &saved).unwrap();
+        fs::write(&real, "a: 2\n").unwrap();
+        backup.restore(comp, &saved).unwrap();
+        assert!(fs::symlink_metadata(&cfg).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), "a: 1\n");
+    }
 
     #[test]
     fn a_check_that_hangs_is_given_up_at_its_deadline() {
