@@ -425,6 +425,32 @@ impl Host {
         c.output().expect("run obs-upgrade")
     }
 
+    /// Runs `obs-upgrade` inside the namespace under this umask.
+    pub fn obs_umask(&self, umask: &str, args: &[&str]) -> Output {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.ns.pid.to_string(), "-a", "sh", "-c"])
+            .arg(format!("umask {umask} && exec \"$@\""))
+            .args(["sh", "env", "NO_COLOR=1"])
+            .arg(&self.obs)
+            .args([
+                "--root",
+                ROOT,
+                "--unit-dir",
+                "/run/systemd/system",
+                "--service-manager",
+                "systemd",
+            ])
+            .args(args);
+        c.output().expect("run obs-upgrade")
+    }
+
+    /// The user a component's service runs as (`ps`, inside the namespace).
+    pub fn service_user(&self, c: &str) -> Option<String> {
+        let pid = self.main_pid(c)?;
+        let user = self.ns.run(&["ps", "-o", "user=", "-p", &pid.to_string()]);
+        Some(user.trim().to_owned()).filter(|u| !u.is_empty())
+    }
+
     /// The version a component's running service reports in `*_build_info`.
     pub fn running_version(&self, c: &str) -> Option<Version> {
         let spec = &catalog::builtin()[c];

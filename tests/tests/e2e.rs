@@ -245,49 +245,7 @@ fn a_release_that_fails_its_health_check_is_rolled_back_and_reported() {
         return;
     }
     let h = Host::boot(&["node_exporter"], &[], "");
-    // Upstream publishes 1.9.9: it starts, but every scrape fails.
-    let exporter = std::fs::read(
-        std::env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("sandbox-exporter"),
-    )
-    .unwrap();
-    let bad = obs_upgrade_tests::sandbox::patched(&exporter, "1.9.9+broken");
-    let (name, tgz) = obs_upgrade_tests::archives::promu(
-        "node_exporter",
-        "1.9.9+broken",
-        "amd64",
-        &[("node_exporter", &bad)],
-    );
-    let sums = obs_upgrade_tests::archives::checksums(&[(&name, &tgz)]);
-    h.server
-        .state()
-        .github
-        .get_mut("prometheus/node_exporter")
-        .unwrap()
-        .insert(
-            0,
-            obs_upgrade_tests::release_server::FakeRelease::new(
-                "v1.9.9+broken",
-                "2025-09-01T00:00:00Z",
-                vec![
-                    obs_upgrade_tests::release_server::FakeAsset {
-                        name,
-                        data: std::sync::Arc::new(tgz),
-                        with_digest: true,
-                    },
-                    obs_upgrade_tests::release_server::FakeAsset {
-                        name: "sha256sums.txt".into(),
-                        data: std::sync::Arc::new(sums),
-                        with_digest: false,
-                    },
-                ],
-            ),
-        );
+    publish_broken_node(&h);
     let o = h.obs(&["apply"]);
     assert_eq!(
         o.status.code(),
@@ -928,4 +886,146 @@ fn a_unit_whose_stop_hangs_is_given_up_at_the_deadline() {
     // The journal says what happened; nothing is left half-done to resume.
     let status = out(&h.obs(&["status"]));
     assert!(!status.contains("interrupted"), "{status}");
+}
+
+/// Upstream publishes node_exporter 1.9.9: it starts, but every scrape fails.
+fn publish_broken_node(h: &Host) {
+    let exporter = std::fs::read(
+        std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("sandbox-exporter"),
+    )
+    .unwrap();
+    let bad = obs_upgrade_tests::sandbox::patched(&exporter, "1.9.9+broken");
+    let (name, tgz) = obs_upgrade_tests::archives::promu(
+        "node_exporter",
+        "1.9.9+broken",
+        "amd64",
+        &[("node_exporter", &bad)],
+    );
+    let sums = obs_upgrade_tests::archives::checksums(&[(&name, &tgz)]);
+    h.server
+        .state()
+        .github
+        .get_mut("prometheus/node_exporter")
+        .unwrap()
+        .insert(
+            0,
+            obs_upgrade_tests::release_server::FakeRelease::new(
+                "v1.9.9+broken",
+                "2025-09-01T00:00:00Z",
+                vec![
+                    obs_upgrade_tests::release_server::FakeAsset {
+                        name,
+                        data: std::sync::Arc::new(tgz),
+                        with_digest: true,
+                    },
+                    obs_upgrade_tests::release_server::FakeAsset {
+                        name: "sha256sums.txt".into(),
+                        data: std::sync::Arc::new(sums),
+                        with_digest: false,
+                    },
+                ],
+            ),
+        );
+}
+
+/// A service that runs as its own unprivileged user (as the
+/// prometheus-community roles set them up) keeps working when obs-upgrade
+/// runs under umask 077: the store and binaries are 0755 whatever the
+/// umask, an automatic rollback leaves its config (owned by that user,
+/// 0600) readable to it, and a manual rollback to the older release in the
+/// same store starts too.
+#[test]
+fn an_unprivileged_service_survives_upgrade_and_rollbacks_under_umask_077() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let test = "an_unprivileged_service_survives_upgrade_and_rollbacks_under_umask_077";
+    if !e2e::available(test) {
+        return;
+    }
+    let h = Host::boot(
+        &["node_exporter"],
+        &[],
+        "    config_path: /etc/node_exporter/web.yml\n",
+    );
+    // The service's own web config, readable by the service user only.
+    let web = h.root("etc/node_exporter/web.yml");
+    std::fs::create_dir_all(web.parent().unwrap()).unwrap();
+    std::fs::write(&web, "# plain http, no users\n").unwrap();
+    std::os::unix::fs::chown(&web, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&web, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = h.ports["node_exporter"];
+    let dropins = h.ns.unit_dir().join("node_exporter.service.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("user.conf"),
+        format!(
+            "[Service]\nUser=nobody\nExecStart=\nExecStart={}/usr/local/bin/node_exporter \
+             --web.listen-address=127.0.0.1:{port} --no-collector.systemd \
+             --web.config.file={}/etc/node_exporter/web.yml\n",
+            e2e::ROOT,
+            e2e::ROOT
+        ),
+    )
+    .unwrap();
+    let sd = h.ns.systemd();
+    sd.daemon_reload().unwrap();
+    sd.systemctl(
+        "restart",
+        "node_exporter",
+        &["restart", "node_exporter.service"],
+    )
+    .unwrap();
+    assert!(h.wait_version("node_exporter", &old("node_exporter")));
+    assert_eq!(h.service_user("node_exporter").as_deref(), Some("nobody"));
+
+    // The upgrade, by a run under umask 077.
+    let o = h.obs_umask("077", &["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(h.wait_version("node_exporter", &new("node_exporter")));
+    assert_eq!(h.service_user("node_exporter").as_deref(), Some("nobody"));
+    let store = h.root("opt/obs-upgrade/node_exporter");
+    for p in [
+        h.root("opt/obs-upgrade"),
+        store.clone(),
+        store.join(new("node_exporter").to_string()),
+        store.join(format!("{}/node_exporter", new("node_exporter"))),
+    ] {
+        let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{}", p.display());
+    }
+
+    // A broken release: the automatic rollback restores the config as it
+    // was (still the service user's) and the service starts again.
+    publish_broken_node(&h);
+    // As if the API cache's 15 minutes had passed.
+    std::fs::remove_dir_all(h.root("var/cache/obs-upgrade/api")).unwrap();
+    let o = h.obs_umask("077", &["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rolled back"),
+        "{}",
+        out(&o)
+    );
+    assert!(h.wait_version("node_exporter", &new("node_exporter")));
+    assert_eq!(h.service_user("node_exporter").as_deref(), Some("nobody"));
+    let meta = std::fs::metadata(&web).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (65534, 65534, 0o600)
+    );
+
+    // A manual rollback to the older release in the same store.
+    let o = h.obs_umask(
+        "077",
+        &["rollback", "--component", "node_exporter", "--previous"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(h.wait_version("node_exporter", &old("node_exporter")));
+    assert_eq!(h.service_user("node_exporter").as_deref(), Some("nobody"));
+    h.check_invariants("after the rollbacks");
 }
