@@ -888,7 +888,7 @@ fn a_unit_whose_stop_hangs_is_given_up_at_the_deadline() {
     assert!(!status.contains("interrupted"), "{status}");
 }
 
-/// Upstream publishes node_exporter 1.9.9: it starts, but every scrape fails.
+/// Upstream publishes `node_exporter` 1.9.9: it starts, but every scrape fails.
 fn publish_broken_node(h: &Host) {
     let exporter = std::fs::read(
         std::env::current_exe()
