@@ -190,11 +190,15 @@ fn mkdir_private(dir: &Path) -> Result<(), PortError> {
     Ok(upgrade_state::fsutil::create_dir_all_mode(dir, 0o700)?)
 }
 
-/// Where a restore writes: through a symlink to the file it names, so that
-/// an operator's link (`/etc/x.yml -> /srv/conf/x.yml`) stays a link.
+/// Where a restore writes: through a root-owned symlink to the file it
+/// names, so that an operator's link (`/etc/x.yml -> /srv/conf/x.yml`)
+/// stays a link. A link owned by anyone else (a service user that owns its
+/// config directory could plant `web.yml -> /etc/shadow`) is replaced, never
+/// followed.
 fn write_target(path: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
     match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
+        Ok(m) if m.file_type().is_symlink() && m.uid() == 0 => {
             fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
         }
         _ => path.to_owned(),
@@ -371,6 +375,19 @@ mod tests {
         backup.restore(comp, &saved).unwrap();
         assert!(fs::symlink_metadata(&cfg).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&real).unwrap(), "a: 1\n");
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        // A link planted by a service user is replaced, not written through.
+        let victim = dir.path().join("shadow");
+        fs::write(&victim, "root:secret\n").unwrap();
+        fs::remove_file(&cfg).unwrap();
+        std::os::unix::fs::symlink(&victim, &cfg).unwrap();
+        std::os::unix::fs::lchown(&cfg, Some(65534), Some(65534)).unwrap();
+        backup.restore(comp, &saved).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        assert!(fs::symlink_metadata(&cfg).unwrap().is_file());
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), "a: 1\n");
     }
 
     #[test]

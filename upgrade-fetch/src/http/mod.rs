@@ -83,8 +83,8 @@ impl fmt::Display for Token {
 pub enum Error {
     /// Plain http to a non-loopback host.
     #[error(
-        "refusing plain http for {url}{}: use https, or allow insecure URLs explicitly (loopback \
-            and file:// are always allowed)",
+        "refusing plain http for {url}{}: use an https URL (plain http is accepted only on \
+            loopback addresses, and file:// for a mirror directory)",
         match via { Some(v) => format!(" (a redirect from {v})"), None => String::new() }
     )]
     Insecure {
