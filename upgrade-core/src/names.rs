@@ -40,7 +40,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         Err(format!(
             "`{}` is not a valid name: use 1 to {MAX_NAME} letters, digits, `_`, `.` or `-`, \
              not starting with `.` or `-`",
-            crate::journal::bounded(&name.chars().take(80).collect::<String>())
+            shorten(&name.chars().take(80).collect::<String>(), 200)
         ))
     }
 }
@@ -61,7 +61,7 @@ pub fn check_unit(unit: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not a service unit name: letters, digits, `_ . - @ :`, ending in `.service`",
-            crate::journal::bounded(&unit.chars().take(140).collect::<String>())
+            shorten(&unit.chars().take(140).collect::<String>(), 300)
         ))
     }
 }
@@ -79,7 +79,7 @@ pub fn check_archive_path(path: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not a path inside an archive: relative, without `..` or `.`",
-            crate::journal::bounded(&path.chars().take(200).collect::<String>())
+            shorten(&path.chars().take(200).collect::<String>(), 400)
         ))
     }
 }
