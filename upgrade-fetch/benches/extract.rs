@@ -54,7 +54,7 @@ fn archive() -> Vec<u8> {
     b.into_inner().unwrap().finish().unwrap()
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(crit: &mut Criterion) {
     let dir =
         tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))
             .unwrap();
@@ -66,18 +66,18 @@ fn bench(c: &mut Criterion) {
         std::fs::create_dir_all(&d).unwrap();
         d
     };
-    let mut g = c.benchmark_group("extract_48mib_tar_gz");
-    g.sample_size(10);
-    g.bench_function("baseline_tar_unpack", |b| {
-        b.iter(|| {
+    let mut group = crit.benchmark_group("extract_48mib_tar_gz");
+    group.sample_size(10);
+    group.bench_function("baseline_tar_unpack", |bencher| {
+        bencher.iter(|| {
             let d = fresh("baseline");
             let f = std::fs::File::open(&path).unwrap();
-            let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
-            a.unpack(black_box(&d)).unwrap();
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+            tar.unpack(black_box(&d)).unwrap();
         });
     });
-    g.bench_function("bounded_extract", |b| {
-        b.iter(|| {
+    group.bench_function("bounded_extract", |bencher| {
+        bencher.iter(|| {
             let d = fresh("bounded");
             extract::extract(
                 &path,
@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         });
     });
-    g.finish();
+    group.finish();
 }
 
 criterion_group!(benches, bench);
