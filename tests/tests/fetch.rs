@@ -895,3 +895,70 @@ fn a_raw_asset_is_renamed_into_the_store_not_copied() {
         }
     }
 }
+
+/// A binary is executable in the store whatever mode its archive stored:
+/// 0644 in a tarball, 0644 in a zip.
+#[test]
+fn binaries_are_executable_whatever_mode_the_archive_stored() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = ReleaseServer::start();
+    let bin = fake_binary("plainexp", "2.0.0");
+    let tgz = obs_upgrade_tests::archives::tar_gz(&[("plainexp", &bin, 0o644)]);
+    let zip = obs_upgrade_tests::archives::zip(&[("plainexp", &bin, 0o644)]);
+    let (tname, zname) = (
+        "plainexp-2.0.0-linux-amd64.tar.gz",
+        "plainexp-2.0.0-linux-amd64.zip",
+    );
+    let sums = checksums(&[(tname, &tgz), (zname, &zip)]);
+    server.state().github.insert(
+        "acme/plainexp".into(),
+        vec![FakeRelease::new(
+            "v2.0.0",
+            "2026-01-01T00:00:00Z",
+            vec![
+                asset(tname, tgz, false),
+                asset(zname, zip, false),
+                asset("SHA256SUMS", sums, false),
+            ],
+        )],
+    );
+    for (ext, kind) in [("tar.gz", "tar.gz"), ("zip", "zip")] {
+        let yaml = format!(
+            "components:\n  plainexp:\n    api_url: '{}'\n    repo: acme/plainexp\n    \
+             asset: 'plainexp-{{version}}-{{os}}-{{arch}}.{ext}'\n    archive: {kind}\n    \
+             checksums: SHA256SUMS\n    binaries: [{{name: plainexp, path: plainexp}}]\n",
+            server.url()
+        );
+        let stack = Stack::from_text(&yaml, Format::Yaml, "t.yaml", None).unwrap();
+        let comp = &stack.components["plainexp"];
+        let root = tempfile::tempdir().unwrap();
+        let client = ApiClient::new(
+            fast_http(None),
+            root.path().join("api"),
+            Duration::ZERO,
+            false,
+        );
+        let release = Sources::new(client, &server.url(), &server.url(), None)
+            .releases(comp)
+            .unwrap()
+            .remove(0);
+        let store = Store::new(
+            root.path().join("store"),
+            root.path().join("cache"),
+            fast_http(None),
+            Platform::new("linux", "amd64"),
+        );
+        let staged = store.stage(comp, &release, &mut |_, _| {}).unwrap();
+        let binary = staged.dir.join("plainexp");
+        let mode = std::fs::metadata(&binary).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "{ext}");
+        let out = std::process::Command::new(&binary)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("version 2.0.0"),
+            "{ext}"
+        );
+    }
+}

@@ -396,6 +396,10 @@ impl Store {
             if from != to {
                 fs::rename(&from, &to).map_err(io_err("cannot place binary", &to))?;
             }
+            // A binary is executable whatever mode the archive stored (a zip
+            // made elsewhere may store none, a tarball 0644).
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o755))
+                .map_err(io_err("cannot make executable", &to))?;
             if !files.contains_key(name) {
                 let digest = sha256_file(&to).map_err(io_err("cannot hash", &to))?;
                 files.insert(name.clone(), digest);
