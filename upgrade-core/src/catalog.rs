@@ -483,6 +483,14 @@ pub fn builtin_rules() -> Rules {
                     .into(),
             },
             BreakingChange {
+                component: "loki".into(),
+                crossing: Version::new(3, 0, 0),
+                note: "Loki 3.0 enables structured metadata by default, which needs the tsdb \
+                    index and schema v13 (or `allow_structured_metadata: false`), and removes \
+                    long-deprecated settings; read the 3.0 upgrade guide"
+                    .into(),
+            },
+            BreakingChange {
                 component: "nginx_exporter".into(),
                 crossing: Version::new(1, 0, 0),
                 note: "nginx-prometheus-exporter 1.0 renamed its command-line flags to the \

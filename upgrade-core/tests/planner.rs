@@ -102,6 +102,43 @@ fn prometheus_2_to_3_goes_through_2_55_and_is_high_risk() {
 }
 
 #[test]
+fn loki_crossing_3_0_is_a_breaking_change() {
+    let s = stack("components:\n  loki: {allow: major}\n");
+    let p = run(
+        &s,
+        &[("loki", "2.9.8")],
+        &[("loki", releases(&[("2.9.10", 200), ("3.0.0", 100)]))],
+    );
+    let step = p
+        .steps()
+        .find(|s| s.component == "loki")
+        .expect("a loki step");
+    assert_eq!(step.to.to_string(), "3.0.0");
+    assert_eq!(step.risk, Risk::High, "{step:#?}");
+    assert!(
+        step.risk_reasons
+            .iter()
+            .any(|r| r.contains("breaking change") && r.contains("structured metadata")),
+        "{:?}",
+        step.risk_reasons
+    );
+    // Within 2.9 nothing is said about 3.0.
+    let p = run(
+        &s,
+        &[("loki", "2.9.8")],
+        &[("loki", releases(&[("2.9.10", 200)]))],
+    );
+    let step = p
+        .steps()
+        .find(|s| s.component == "loki")
+        .expect("a loki step");
+    assert!(
+        !step.risk_reasons.iter().any(|r| r.contains("breaking")),
+        "{step:#?}"
+    );
+}
+
+#[test]
 fn stepping_stone_missing_blocks() {
     let s = stack("components:\n  prometheus: {allow: major}\n");
     let p = run(
