@@ -130,22 +130,20 @@ pub fn atomic_symlink(target: &Path, path: &Path) -> Result<(), IoError> {
 
 /// Replaces `to` by a copy of `from` atomically (temp file in `to`'s
 /// directory, fsync, rename, fsync the directory). The copy keeps `from`'s
-/// permission bits; a reader of `to` sees the old or the new file, whole.
+/// permission bits; a reader of `to` sees the old or the new file, whole. The
+/// temporary is created exclusively, never through a link planted there.
 pub fn atomic_copy(from: &Path, to: &Path) -> Result<(), IoError> {
-    let (dir, tmp) = temp_beside(to, "copy");
-    let result = (|| {
-        let _ = fs::remove_file(&tmp);
-        fs::copy(from, &tmp).map_err(io_err("cannot copy", from))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("cannot sync", &tmp))?;
-        fs::rename(&tmp, to).map_err(io_err("cannot replace", to))?;
-        sync_dir(&dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(from).map_err(io_err("cannot read", from))?;
+    atomic_copy_as(
+        from,
+        to,
+        Ownership {
+            mode: meta.mode() & 0o7777,
+            uid: None,
+            gid: None,
+        },
+    )
 }
 
 /// [`atomic_write`] with another mode for the new file (0644 for files other
