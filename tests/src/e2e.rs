@@ -411,18 +411,7 @@ impl Host {
         for (k, v) in env {
             c.arg(format!("{k}={v}"));
         }
-        c.arg("NO_COLOR=1")
-            .arg(&self.obs)
-            .args([
-                "--root",
-                ROOT,
-                "--unit-dir",
-                "/run/systemd/system",
-                "--service-manager",
-                "systemd",
-            ])
-            .args(args);
-        c.output().expect("run obs-upgrade")
+        self.run_obs(c, args)
     }
 
     /// Runs `obs-upgrade` inside the namespace under this umask.
@@ -430,7 +419,15 @@ impl Host {
         let mut c = Command::new("nsenter");
         c.args(["-t", &self.ns.pid.to_string(), "-a", "sh", "-c"])
             .arg(format!("umask {umask} && exec \"$@\""))
-            .args(["sh", "env", "NO_COLOR=1"])
+            .args(["sh", "env"]);
+        self.run_obs(c, args)
+    }
+
+    /// `prelude` (which ends in `env`) followed by `obs-upgrade` against the
+    /// e2e root with `args`.
+    fn run_obs(&self, mut prelude: Command, args: &[&str]) -> Output {
+        prelude
+            .arg("NO_COLOR=1")
             .arg(&self.obs)
             .args([
                 "--root",
@@ -441,7 +438,7 @@ impl Host {
                 "systemd",
             ])
             .args(args);
-        c.output().expect("run obs-upgrade")
+        prelude.output().expect("run obs-upgrade")
     }
 
     /// The user a component's service runs as (`ps`, inside the namespace).
