@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use upgrade_core::catalog::Platform;
@@ -102,6 +102,9 @@ pub struct Host {
     stack: Stack,
     releases: Option<Arc<dyn ReleaseSource>>,
     health: Option<Arc<dyn HealthProbe>>,
+    /// Built once: the trust store is read once and sources and store share
+    /// its agents.
+    http: OnceLock<Http>,
 }
 
 /// What is installed and what upstream has, with per-component errors.
@@ -195,6 +198,7 @@ impl Host {
             stack,
             releases: None,
             health: None,
+            http: OnceLock::new(),
         }
     }
 
@@ -251,14 +255,18 @@ impl Host {
     /// component's `ca_file` to its API origin, proxies and trust store
     /// from the environment.
     pub fn http(&self) -> Http {
-        let d = self.stack.deadlines;
-        let opts = HttpOptions {
-            min_speed: d.min_download_speed,
-            speed_window: Duration::from_secs(d.download_speed_window_secs),
-            ..HttpOptions::default()
-        };
-        let components: Vec<&Component> = self.stack.components.values().collect();
-        self.forges().client(opts, &components)
+        self.http
+            .get_or_init(|| {
+                let d = self.stack.deadlines;
+                let opts = HttpOptions {
+                    min_speed: d.min_download_speed,
+                    speed_window: Duration::from_secs(d.download_speed_window_secs),
+                    ..HttpOptions::default()
+                };
+                let components: Vec<&Component> = self.stack.components.values().collect();
+                self.forges().client(opts, &components)
+            })
+            .clone()
     }
 
     /// The release sources (GitHub, GitLab, mirrors) with the API cache.

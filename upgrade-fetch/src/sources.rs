@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde::Deserialize;
-use upgrade_core::catalog::SourceKind;
+use upgrade_core::catalog::{ComponentSpec, SourceKind};
 use upgrade_core::config::Component;
 use upgrade_core::planner::{Asset, Release};
 use upgrade_core::ports::{PortError, ReleaseSource};
@@ -53,19 +53,7 @@ impl Forges {
 
     /// The API base a component's releases are listed from (`None` for a mirror).
     pub fn base_for(&self, component: &Component) -> Option<String> {
-        let spec = &component.spec;
-        let default = match spec.source {
-            SourceKind::Github => &self.github_api,
-            SourceKind::Gitlab => &self.gitlab_api,
-            SourceKind::Mirror => return None,
-        };
-        Some(
-            spec.api_url
-                .as_deref()
-                .unwrap_or(default)
-                .trim_end_matches('/')
-                .to_owned(),
-        )
+        api_base(&component.spec, &self.github_api, &self.gitlab_api).map(str::to_owned)
     }
 
     /// The HTTP client for `components`: the GitHub token bound to the
@@ -74,15 +62,15 @@ impl Forges {
     /// `ca_file` to its API origin.
     pub fn client(&self, opts: HttpOptions, components: &[&Component]) -> Http {
         let mut http = Http::new(opts);
-        let bind = |http: Http, base: &str, forge: Forge| match forge {
-            Forge::Github => match &self.github_token {
+        let bind = |http: Http, base: &str, forge: Forge| {
+            let token = match forge {
+                Forge::Github => &self.github_token,
+                Forge::Gitlab => &self.gitlab_token,
+            };
+            match token {
                 Some(t) => http.with_token(base, forge, t.clone()),
                 None => http,
-            },
-            Forge::Gitlab => match &self.gitlab_token {
-                Some(t) => http.with_token(base, forge, t.clone()),
-                None => http,
-            },
+            }
         };
         http = bind(http, &self.github_api, Forge::Github);
         http = bind(http, &self.gitlab_api, Forge::Gitlab);
@@ -101,6 +89,26 @@ impl Forges {
         }
         http
     }
+}
+
+/// The API base a component's releases are listed from: its `api_url`, else
+/// its forge's default; `None` for a mirror.
+fn api_base<'a>(
+    spec: &'a ComponentSpec,
+    github_api: &'a str,
+    gitlab_api: &'a str,
+) -> Option<&'a str> {
+    let default = match spec.source {
+        SourceKind::Github => github_api,
+        SourceKind::Gitlab => gitlab_api,
+        SourceKind::Mirror => return None,
+    };
+    Some(
+        spec.api_url
+            .as_deref()
+            .unwrap_or(default)
+            .trim_end_matches('/'),
+    )
 }
 
 /// A release as upstream lists it, before per-component filtering.
@@ -387,17 +395,10 @@ impl Sources {
 
     fn raw(&self, component: &Component) -> Result<Arc<Vec<RawRelease>>, PortError> {
         let spec = &component.spec;
+        let base = api_base(spec, &self.github_api, &self.gitlab_api).unwrap_or_default();
         let key = match spec.source {
-            SourceKind::Github => format!(
-                "github {} {}",
-                spec.api_url.as_deref().unwrap_or(&self.github_api),
-                spec.repo
-            ),
-            SourceKind::Gitlab => format!(
-                "gitlab {} {}",
-                spec.api_url.as_deref().unwrap_or(&self.gitlab_api),
-                spec.repo
-            ),
+            SourceKind::Github => format!("github {base} {}", spec.repo),
+            SourceKind::Gitlab => format!("gitlab {base} {}", spec.repo),
             SourceKind::Mirror => format!("mirror {}", component.name),
         };
         // One slot per key: concurrent callers for the same repository wait for the first.
@@ -414,20 +415,10 @@ impl Sources {
         }
         let raw = match spec.source {
             SourceKind::Github => {
-                let base = spec
-                    .api_url
-                    .as_deref()
-                    .unwrap_or(&self.github_api)
-                    .trim_end_matches('/');
                 let url = format!("{base}/repos/{}/releases?per_page=100", spec.repo);
                 parse_github(self.client.list(&url)?)
             }
             SourceKind::Gitlab => {
-                let base = spec
-                    .api_url
-                    .as_deref()
-                    .unwrap_or(&self.gitlab_api)
-                    .trim_end_matches('/');
                 let project = spec.repo.replace('/', "%2F");
                 let url = format!("{base}/api/v4/projects/{project}/releases?per_page=100");
                 parse_gitlab(self.client.list(&url)?)

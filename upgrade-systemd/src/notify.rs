@@ -279,3 +279,21 @@ impl Notifier for Notifiers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_only;
+
+    #[test]
+    fn secret_bearing_urls_are_shown_by_host() {
+        assert_eq!(
+            host_only("https://hooks.example/services/T0/B0/secret?token=x"),
+            "https://hooks.example/…"
+        );
+        assert_eq!(
+            host_only("https://user:pw@hooks.example:8443/x"),
+            "https://hooks.example:8443/…"
+        );
+        assert_eq!(host_only("not a url"), "(a webhook URL)");
+    }
+}

@@ -25,7 +25,7 @@ mod net;
 mod origin;
 
 pub use net::{MAX_PEM, Proxies, SYSTEM_BUNDLES, Trust, load_pem};
-pub use origin::{Origin, resolve as resolve_location, without_path};
+pub use origin::{Origin, resolve as resolve_location};
 
 /// The User-Agent sent with every request.
 pub const USER_AGENT: &str = concat!("obs-upgrade/", env!("CARGO_PKG_VERSION"));
@@ -300,10 +300,6 @@ pub fn without_query(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_owned()
 }
 
-fn hop_shown(url: &str) -> String {
-    without_query(url)
-}
-
 fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
@@ -519,11 +515,15 @@ impl Http {
             }
             if let Err(Error::Insecure { .. }) = self.check_url(&next) {
                 return Err(Error::Insecure {
-                    url: hop_shown(&next),
-                    via: Some(hop_shown(&current)),
+                    url: without_query(&next),
+                    via: Some(without_query(&current)),
                 });
             }
-            log::debug!("{} redirects to {}", hop_shown(&current), hop_shown(&next));
+            log::debug!(
+                "{} redirects to {}",
+                without_query(&current),
+                without_query(&next)
+            );
             current = next;
         }
     }
@@ -540,10 +540,10 @@ impl Http {
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        if let Some(c) = origin
+        let credential = origin
             .as_ref()
-            .and_then(|o| self.credentials.iter().find(|c| c.origin == *o))
-        {
+            .and_then(|o| self.credentials.iter().find(|c| c.origin == *o));
+        if let Some(c) = credential {
             req = match c.forge {
                 Forge::Github => {
                     req.header("Authorization", format!("Bearer {}", c.token.expose()))
@@ -551,7 +551,7 @@ impl Http {
                 Forge::Gitlab => req.header("PRIVATE-TOKEN", c.token.expose()),
             };
         }
-        log::debug!("GET {}", hop_shown(url));
+        log::debug!("GET {}", without_query(url));
         let resp = req.call().map_err(|e| self.transport_error(url, &e))?;
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = resp
@@ -567,9 +567,7 @@ impl Http {
             status,
             headers,
             body: resp.into_body(),
-            token_sent: origin
-                .as_ref()
-                .is_some_and(|o| self.credentials.iter().any(|c| c.origin == *o)),
+            token_sent: credential.is_some(),
         })
     }
 
@@ -589,16 +587,15 @@ impl Http {
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .and_then(|s| Timestamp::from_second(s).ok());
             return Err(Error::RateLimited {
-                url: hop_shown(url),
+                url: without_query(url),
                 reset,
                 token_sent: answer.token_sent,
             });
         }
         let body = answer.text(4096).unwrap_or_default();
-        let body: String = self.redact(body.trim()).chars().take(300).collect();
-        let body = upgrade_core::names::shorten(&body, 300);
+        let body = upgrade_core::names::shorten(&self.redact(body.trim()), 300);
         Err(Error::Status {
-            url: hop_shown(url),
+            url: without_query(url),
             status,
             body,
         })
@@ -608,7 +605,7 @@ impl Http {
     pub fn transport_error(&self, url: &str, e: &ureq::Error) -> Error {
         match e {
             ureq::Error::Timeout(t) => Error::Timeout {
-                url: url.to_owned(),
+                url: without_query(url),
                 what: t.to_string(),
             },
             ureq::Error::Io(io)
@@ -616,7 +613,7 @@ impl Http {
                     || io.kind() == std::io::ErrorKind::WouldBlock =>
             {
                 Error::Timeout {
-                    url: url.to_owned(),
+                    url: without_query(url),
                     what: "read".into(),
                 }
             }
@@ -629,7 +626,7 @@ impl Http {
                     );
                 }
                 Error::Transport {
-                    url: hop_shown(url),
+                    url: without_query(url),
                     message,
                 }
             }
