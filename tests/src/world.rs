@@ -220,6 +220,7 @@ impl Sandbox {
         let mut journal = FileJournal::open(&Paths::under(self.root.path())).expect("journal");
         let store = self.store();
         let health = CatalogHealth::new(self.supervisor.clone(), "127.0.0.1")
+            .with_store(&self.layout.store_dir())
             .with_deadline(Duration::from_secs(20));
         let inspector = self.inspector();
         let backup = FileBackup::new(self.layout.clone(), self.layout.unit_dir());

@@ -27,7 +27,7 @@ fn real_binaries_report_their_versions() {
                 return;
             };
             let want = fixtures::upstream_version(suite, package).unwrap();
-            let got = installed_version(&path, "version")
+            let got = installed_version(&path, &["--version".into()], "version")
                 .unwrap_or_else(|e| panic!("{suite}/{bin}: {e}"));
             assert!(
                 got.same_release(&want),
@@ -41,12 +41,17 @@ fn real_binaries_report_their_versions() {
 
 #[test]
 fn a_binary_without_a_version_is_a_clear_error() {
-    let e = installed_version(std::path::Path::new("/bin/true"), "version")
-        .unwrap_err()
-        .to_string();
+    let e = installed_version(
+        std::path::Path::new("/bin/true"),
+        &["--version".into()],
+        "version",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("printed no version"), "{e}");
     let e = installed_version(
         std::path::Path::new("/nonexistent/node_exporter"),
+        &["--version".into()],
         "version",
     )
     .unwrap_err()

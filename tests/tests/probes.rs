@@ -13,6 +13,7 @@ fn probe(check: Check, timeout_ms: u64) -> Probe {
         timeout: Duration::from_millis(timeout_ms),
         interval: Duration::from_millis(50),
         retries: u32::MAX,
+        decides: true,
     }
 }
 
@@ -95,6 +96,7 @@ fn build_info_must_report_the_target_version() {
         url: s.url("/metrics"),
         metric: "node_exporter_build_info".into(),
         aliases: Vec::new(),
+        label: "version".into(),
         version: v.into(),
     };
     let ok = probes::run(&[probe(check("1.5.0"), 500)], Duration::from_secs(2), None);
@@ -178,4 +180,128 @@ fn metrics_present_tcp_and_command() {
         None,
     );
     assert!(!r.healthy && t.elapsed() < Duration::from_secs(2));
+}
+
+/// The fail2ban exporter's shape: the version is the `exporter` label of
+/// `f2b_version`, and `/health` reflects fail2ban itself, so it is advisory.
+#[test]
+fn another_version_label_and_an_advisory_endpoint() {
+    let s = Stub::start();
+    s.on(
+        "/metrics",
+        vec![Answer::now(
+            200,
+            "f2b_up 1\nf2b_version{exporter=\"0.10.1\",fail2ban=\"1.0.2\"} 1\n",
+        )],
+    );
+    s.on("/health", vec![Answer::now(503, "{\"healthy\":false}")]);
+    let version = |v: &str| Check::BuildInfo {
+        url: s.url("/metrics"),
+        metric: "f2b_version".into(),
+        aliases: Vec::new(),
+        label: "exporter".into(),
+        version: v.into(),
+    };
+    let health = Probe::advisory(Check::Http {
+        url: s.url("/health"),
+        body: None,
+    });
+    let r = probes::run(
+        &[probe(version("0.10.1"), 500), health.clone()],
+        Duration::from_secs(2),
+        None,
+    );
+    assert!(r.healthy, "an advisory failure does not decide: {r:?}");
+    assert!(!r.results[1].ok && !r.results[1].decides);
+    assert_eq!(r.results[1].attempts, 1, "advisory probes are tried once");
+    let rec = r.to_record();
+    assert!(
+        rec.detail[1].contains("(advisory)") && rec.detail[1].contains("not deciding"),
+        "{rec:?}"
+    );
+    // The other label is read: 1.0.2 is fail2ban's version, not the exporter's.
+    let r = probes::run(
+        &[probe(version("1.0.2"), 500)],
+        Duration::from_millis(300),
+        None,
+    );
+    assert!(!r.healthy);
+    assert_eq!(r.results[0].detail, "running 0.10.1, expected 1.0.2");
+}
+
+/// The main process's executable is compared with the release's binary by
+/// identity: another release from the store fails, a program from outside
+/// the store (a wrapper) is reported but not judged.
+#[test]
+fn the_running_binary_must_be_the_release() {
+    use upgrade_systemd::supervisor::{ProcessSpec, Supervisor};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store/comp");
+    let sleep = which("sleep");
+    for v in ["1.0.0", "2.0.0"] {
+        std::fs::create_dir_all(store.join(v)).unwrap();
+        std::fs::copy(&sleep, store.join(v).join("comp")).unwrap();
+    }
+    let sup = Supervisor::new(dir.path().join("sup"));
+    let define = |unit: &str, prog: &std::path::Path| {
+        sup.define(
+            unit,
+            &ProcessSpec {
+                argv: vec![prog.display().to_string(), "30".into()],
+                env: std::collections::BTreeMap::new(),
+                stop_timeout_secs: 2,
+            },
+        )
+        .unwrap();
+        sup.start_service(unit).unwrap();
+    };
+    define("old.service", &store.join("1.0.0/comp"));
+    define("wrapped.service", &sleep);
+    let check = |unit: &str| {
+        probe(
+            Check::RunningBinary {
+                unit: unit.into(),
+                expected: store.join("2.0.0/comp"),
+                store: store.clone(),
+            },
+            500,
+        )
+    };
+    let r = probes::run(
+        &[check("old.service")],
+        Duration::from_millis(300),
+        Some(&sup),
+    );
+    assert!(!r.healthy, "{r:?}");
+    assert!(
+        r.results[0]
+            .detail
+            .contains("did not pick up the new release"),
+        "{r:?}"
+    );
+    let r = probes::run(
+        &[check("wrapped.service")],
+        Duration::from_secs(1),
+        Some(&sup),
+    );
+    assert!(
+        r.healthy && r.results[0].detail.contains("not judged"),
+        "{r:?}"
+    );
+    sup.stop_service("old.service").unwrap();
+    define("new.service", &store.join("2.0.0/comp"));
+    let r = probes::run(&[check("new.service")], Duration::from_secs(1), Some(&sup));
+    assert!(r.healthy, "{r:?}");
+    for u in ["wrapped.service", "new.service"] {
+        sup.stop_service(u).unwrap();
+    }
+}
+
+fn which(prog: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{prog} on PATH"))
 }

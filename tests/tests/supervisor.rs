@@ -125,6 +125,7 @@ fn a_real_node_exporter_under_the_supervisor() {
             url: format!("http://127.0.0.1:{port}/metrics"),
             metric: "node_exporter_build_info".into(),
             aliases: Vec::new(),
+            label: "version".into(),
             version: "1.5.0".into(),
         }),
     ];

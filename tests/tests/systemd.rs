@@ -33,6 +33,7 @@ fn probes_for(port: u16, unit: &str, version: &str) -> Vec<Probe> {
         timeout: Duration::from_millis(500),
         interval: Duration::from_millis(100),
         retries: u32::MAX,
+        decides: true,
     };
     vec![
         quick(Check::UnitActive {
@@ -47,6 +48,7 @@ fn probes_for(port: u16, unit: &str, version: &str) -> Vec<Probe> {
             url: format!("http://127.0.0.1:{port}/metrics"),
             metric: "node_exporter_build_info".into(),
             aliases: Vec::new(),
+            label: "version".into(),
             version: version.into(),
         }),
     ]

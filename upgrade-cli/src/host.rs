@@ -219,11 +219,15 @@ impl Host {
         self
     }
 
-    /// The health probe: the embedder's, or the catalog's probes on 127.0.0.1.
+    /// The health probe: the embedder's, or the catalog's probes on 127.0.0.1
+    /// (with the running-binary check against this host's store).
     pub fn health(&self) -> Arc<dyn HealthProbe> {
-        self.health
-            .clone()
-            .unwrap_or_else(|| Arc::new(CatalogHealth::new(self.services(), "127.0.0.1")))
+        self.health.clone().unwrap_or_else(|| {
+            Arc::new(
+                CatalogHealth::new(self.services(), "127.0.0.1")
+                    .with_store(&self.layout.store_dir()),
+            )
+        })
     }
 
     /// The options it was opened with.

@@ -59,6 +59,48 @@ pub struct BinarySpec {
     pub path: String,
 }
 
+/// Asset naming for a range of versions: each fact set here replaces the
+/// component's own for versions in `versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetVariant {
+    /// The versions this naming applies to (`<0.6.0`, `>=0.6.0, <0.8.0`).
+    pub versions: VersionReq,
+    /// The base name of the assets in that range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// The asset file name template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
+    /// How the asset is packed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveKind>,
+    /// The archive's single top directory (an empty string: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_dir: Option<String>,
+    /// The binaries and their paths inside the archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binaries: Option<Vec<BinarySpec>>,
+    /// The checksum file's name template (an empty string: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksums: Option<String>,
+}
+
+impl Default for AssetVariant {
+    /// A variant for every version that changes nothing.
+    fn default() -> Self {
+        AssetVariant {
+            versions: VersionReq::STAR,
+            artifact: None,
+            asset: None,
+            archive: None,
+            top_dir: None,
+            binaries: None,
+            checksums: None,
+        }
+    }
+}
+
 /// How a running service reloads its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
@@ -112,11 +154,21 @@ macro_rules! component_facts {
             /// Asset spelling of Go architecture names where upstream differs (`arm` → `armv7`).
             #[serde(default)]
             arch_names: std::collections::BTreeMap<String, String> = Default::default(),
-            /// The word before the version in `--version` output.
+            /// Other asset naming for ranges of versions (an upstream that renamed its
+            /// assets): the first variant whose range holds a version replaces the facts
+            /// it sets for that version.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            asset_variants: Vec<crate::catalog::AssetVariant> = Vec::new(),
+            /// The arguments that make the main binary print its version (`--version`,
+            /// or `version` for a subcommand).
+            version_args: Vec<String> = vec!["--version".into()],
+            /// The word before the version in that output.
             version_marker: String = "version".into(),
-            /// The `*_build_info` metric carrying the running version.
+            /// The metric carrying the running version in a label (`*_build_info`).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             build_info: Option<String> = None,
+            /// The label of that metric holding the version.
+            version_label: String = "version".into(),
             /// Older names of that metric, tried when it is missing.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             build_info_aliases: Vec<String> = Vec::new(),
@@ -129,6 +181,11 @@ macro_rules! component_facts {
             /// The readiness path (`/-/ready`, `/ready`).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             ready_path: Option<String> = None,
+            /// Paths probed and reported after the deciding checks whose failure never
+            /// rolls back (an endpoint that also reflects something else's health, like
+            /// the fail2ban exporter's `/health`).
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            advisory_paths: Vec<String> = Vec::new(),
             /// The main configuration file.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             config_path: Option<String> = None,
@@ -224,6 +281,19 @@ impl Platform {
 }
 
 impl ComponentSpec {
+    /// The asset variant that holds `version`, if any.
+    pub fn variant_for(&self, version: &Version) -> Option<&AssetVariant> {
+        self.asset_variants
+            .iter()
+            .find(|v| v.versions.matches(version.as_semver()))
+    }
+
+    fn artifact_for(&self, version: &Version) -> &str {
+        self.variant_for(version)
+            .and_then(|v| v.artifact.as_deref())
+            .unwrap_or(&self.artifact)
+    }
+
     /// Fills a template for a version and platform.
     pub fn render(&self, template: &str, version: &Version, platform: &Platform) -> String {
         let arch = self
@@ -231,7 +301,7 @@ impl ComponentSpec {
             .get(&platform.arch)
             .unwrap_or(&platform.arch);
         template
-            .replace("{artifact}", &self.artifact)
+            .replace("{artifact}", self.artifact_for(version))
             .replace("{version}", &version.to_string())
             .replace("{os}", &platform.os)
             .replace("{arch}", arch)
@@ -239,19 +309,35 @@ impl ComponentSpec {
 
     /// The asset's file name.
     pub fn asset_name(&self, version: &Version, platform: &Platform) -> String {
-        self.render(&self.asset, version, platform)
+        let template = self
+            .variant_for(version)
+            .and_then(|v| v.asset.as_deref())
+            .unwrap_or(&self.asset);
+        self.render(template, version, platform)
+    }
+
+    /// How the asset of `version` is packed.
+    pub fn archive_for(&self, version: &Version) -> ArchiveKind {
+        self.variant_for(version)
+            .and_then(|v| v.archive)
+            .unwrap_or(self.archive)
     }
 
     /// The top directory stripped on extraction, if any.
     pub fn top_dir_name(&self, version: &Version, platform: &Platform) -> Option<String> {
-        self.top_dir
-            .as_ref()
-            .map(|t| self.render(t, version, platform))
+        let template = match self.variant_for(version).and_then(|v| v.top_dir.as_deref()) {
+            Some("") => None,
+            Some(t) => Some(t),
+            None => self.top_dir.as_deref(),
+        };
+        template.map(|t| self.render(t, version, platform))
     }
 
     /// Each binary's installed name with its path inside the archive.
     pub fn binary_paths(&self, version: &Version, platform: &Platform) -> Vec<(String, String)> {
-        self.binaries
+        self.variant_for(version)
+            .and_then(|v| v.binaries.as_ref())
+            .unwrap_or(&self.binaries)
             .iter()
             .map(|b| (b.name.clone(), self.render(&b.path, version, platform)))
             .collect()
@@ -259,9 +345,15 @@ impl ComponentSpec {
 
     /// The checksum file's name, if upstream publishes one.
     pub fn checksums_name(&self, version: &Version, platform: &Platform) -> Option<String> {
-        self.checksums
-            .as_ref()
-            .map(|t| self.render(t, version, platform))
+        let template = match self
+            .variant_for(version)
+            .and_then(|v| v.checksums.as_deref())
+        {
+            Some("") => None,
+            Some(t) => Some(t),
+            None => self.checksums.as_deref(),
+        };
+        template.map(|t| self.render(t, version, platform))
     }
 
     /// The tag a release of `version` is expected under, for display.
@@ -417,6 +509,82 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
             port: Some(9113),
             health_path: Some("/metrics".into()),
             unit: "nginx_exporter.service".into(),
+            phase: "exporters".into(),
+            ..ComponentSpec::default()
+        },
+    );
+
+    // php-fpm_exporter: goreleaser defaults (raw binaries and tarballs, no top
+    // directory), a `version` subcommand, no build_info metric.
+    c.insert(
+        "phpfpm_exporter".into(),
+        ComponentSpec {
+            repo: "hipages/php-fpm_exporter".into(),
+            tag_prefixes: vec!["v".into()],
+            artifact: "php-fpm_exporter".into(),
+            asset: "{artifact}_{version}_{os}_{arch}.tar.gz".into(),
+            archive: ArchiveKind::TarGz,
+            binaries: vec![BinarySpec {
+                name: "php-fpm_exporter".into(),
+                path: "php-fpm_exporter".into(),
+            }],
+            checksums: Some("{artifact}_{version}_checksums.txt".into()),
+            version_args: argv(&["version"]),
+            version_marker: "php-fpm_exporter".into(),
+            port: Some(9253),
+            health_path: Some("/metrics".into()),
+            unit: "phpfpm_exporter.service".into(),
+            phase: "exporters".into(),
+            ..ComponentSpec::default()
+        },
+    );
+
+    // The fail2ban exporter on GitLab renamed its assets twice and changed
+    // tag style at 0.8 (`0.7.2` → `v0.8.0`); its version is the `exporter`
+    // label of `f2b_version` (present only while fail2ban answers), and its
+    // `/health` fails whenever fail2ban is down, so it never decides.
+    c.insert(
+        "fail2ban_exporter".into(),
+        ComponentSpec {
+            source: SourceKind::Gitlab,
+            repo: "hectorjsmith/fail2ban-prometheus-exporter".into(),
+            artifact: "fail2ban_exporter".into(),
+            asset: "{artifact}_{version}_{os}_{arch}.tar.gz".into(),
+            archive: ArchiveKind::TarGz,
+            binaries: vec![BinarySpec {
+                name: "fail2ban_exporter".into(),
+                path: "fail2ban_exporter".into(),
+            }],
+            checksums: Some("{artifact}_{version}_checksums.txt".into()),
+            asset_variants: vec![
+                AssetVariant {
+                    versions: req("<0.6.0"),
+                    artifact: Some("fail2ban-prometheus-exporter".into()),
+                    binaries: Some(vec![BinarySpec {
+                        name: "fail2ban_exporter".into(),
+                        path: "fail2ban-prometheus-exporter".into(),
+                    }]),
+                    checksums: Some("checksums.txt".into()),
+                    ..AssetVariant::default()
+                },
+                AssetVariant {
+                    versions: req(">=0.6.0, <0.8.0"),
+                    top_dir: Some("{artifact}_{version}_{os}_{arch}".into()),
+                    binaries: Some(vec![BinarySpec {
+                        name: "fail2ban_exporter".into(),
+                        path: "{artifact}_{version}_{os}_{arch}/fail2ban_exporter".into(),
+                    }]),
+                    checksums: Some("checksums.txt".into()),
+                    ..AssetVariant::default()
+                },
+            ],
+            arch_names: [("arm".to_string(), "armv7".to_string())].into(),
+            build_info: Some("f2b_version".into()),
+            version_label: "exporter".into(),
+            port: Some(9191),
+            health_path: Some("/metrics".into()),
+            advisory_paths: vec!["/health".into()],
+            unit: "fail2ban_exporter.service".into(),
             phase: "exporters".into(),
             ..ComponentSpec::default()
         },
@@ -589,6 +757,28 @@ mod tests {
                 checksums: "nginx-prometheus-exporter_1.4.1_checksums.txt",
             },
             Expect {
+                name: "phpfpm_exporter",
+                version: "2.2.0",
+                asset: [
+                    "php-fpm_exporter_2.2.0_linux_amd64.tar.gz",
+                    "php-fpm_exporter_2.2.0_linux_arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: ["php-fpm_exporter", "php-fpm_exporter"],
+                checksums: "php-fpm_exporter_2.2.0_checksums.txt",
+            },
+            Expect {
+                name: "fail2ban_exporter",
+                version: "0.10.1",
+                asset: [
+                    "fail2ban_exporter_0.10.1_linux_amd64.tar.gz",
+                    "fail2ban_exporter_0.10.1_linux_arm64.tar.gz",
+                ],
+                kind: ArchiveKind::TarGz,
+                inner: ["fail2ban_exporter", "fail2ban_exporter"],
+                checksums: "fail2ban_exporter_0.10.1_checksums.txt",
+            },
+            Expect {
                 name: "loki",
                 version: "3.5.0",
                 asset: ["loki-linux-amd64.zip", "loki-linux-arm64.zip"],
@@ -636,6 +826,62 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The fail2ban exporter's three namings, as its `.goreleaser.yml` at each
+    /// tag produced them (goreleaser's default name templates).
+    #[test]
+    fn fail2ban_naming_follows_each_release_range() {
+        let spec = &builtin()["fail2ban_exporter"];
+        let p = Platform::new("linux", "amd64");
+        let arm = Platform::new("linux", "arm");
+        // 0.5: project fail2ban-prometheus-exporter, binary at the root, checksums.txt.
+        let v05 = v("0.5.0");
+        assert_eq!(
+            spec.asset_name(&v05, &p),
+            "fail2ban-prometheus-exporter_0.5.0_linux_amd64.tar.gz"
+        );
+        assert_eq!(
+            spec.asset_name(&v05, &arm),
+            "fail2ban-prometheus-exporter_0.5.0_linux_armv7.tar.gz"
+        );
+        assert_eq!(spec.top_dir_name(&v05, &p), None);
+        assert_eq!(
+            spec.binary_paths(&v05, &p),
+            [(
+                "fail2ban_exporter".to_string(),
+                "fail2ban-prometheus-exporter".to_string()
+            )]
+        );
+        assert_eq!(
+            spec.checksums_name(&v05, &p).as_deref(),
+            Some("checksums.txt")
+        );
+        // 0.6–0.7: renamed, wrapped in a directory, still checksums.txt.
+        for ver in ["0.6.0", "0.7.2"] {
+            let ver = v(ver);
+            let dir = format!("fail2ban_exporter_{ver}_linux_amd64");
+            assert_eq!(spec.asset_name(&ver, &p), format!("{dir}.tar.gz"));
+            assert_eq!(spec.top_dir_name(&ver, &p), Some(dir.clone()));
+            assert_eq!(
+                spec.binary_paths(&ver, &p)[0].1,
+                format!("{dir}/fail2ban_exporter")
+            );
+            assert_eq!(
+                spec.checksums_name(&ver, &p).as_deref(),
+                Some("checksums.txt")
+            );
+        }
+        // 0.8 on: at the root, versioned checksum file.
+        let v08 = v("0.8.0");
+        assert_eq!(spec.top_dir_name(&v08, &p), None);
+        assert_eq!(spec.binary_paths(&v08, &p)[0].1, "fail2ban_exporter");
+        assert_eq!(
+            spec.checksums_name(&v08, &p).as_deref(),
+            Some("fail2ban_exporter_0.8.0_checksums.txt")
+        );
+        // Both tag styles are releases.
+        assert!(spec.tag_is_release("0.7.2") && spec.tag_is_release("v0.8.0"));
     }
 
     #[test]

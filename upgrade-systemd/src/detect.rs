@@ -1,4 +1,5 @@
-//! Installed version detection: `<binary> --version`, stdout and stderr both.
+//! Installed version detection: `<binary> --version` (or the component's own
+//! version arguments, such as a `version` subcommand), stdout and stderr both.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,26 +11,36 @@ use upgrade_core::version::{Version, detect_version};
 #[non_exhaustive]
 pub enum Error {
     /// The binary could not be run.
-    #[error("cannot run {} --version: {cause}", binary.display())]
+    #[error("cannot run {} {args}: {cause}", binary.display())]
     Run {
         /// The binary.
         binary: std::path::PathBuf,
+        /// Its version arguments.
+        args: String,
         /// The cause.
         cause: std::io::Error,
     },
     /// It ran but printed no version.
-    #[error("{} --version printed no version we can read: {output:?}", binary.display())]
+    #[error(
+        "{} {args} printed no version we can read: {output:?}; set the component's \
+         `version_args` or `version_marker` if it prints its version another way",
+        binary.display()
+    )]
     NoVersion {
         /// The binary.
         binary: std::path::PathBuf,
+        /// Its version arguments.
+        args: String,
         /// What it printed (start).
         output: String,
     },
     /// It did not finish.
-    #[error("{} --version did not finish within {} s", binary.display(), timeout.as_secs())]
+    #[error("{} {args} did not finish within {} s", binary.display(), timeout.as_secs())]
     Timeout {
         /// The binary.
         binary: std::path::PathBuf,
+        /// Its version arguments.
+        args: String,
         /// The limit.
         timeout: Duration,
     },
@@ -38,18 +49,20 @@ pub enum Error {
 /// How long `--version` may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `binary --version` and reads the version after `marker`.
-pub fn installed_version(binary: &Path, marker: &str) -> Result<Version, Error> {
-    installed_version_within(binary, marker, DEFAULT_TIMEOUT)
+/// Runs `binary <args>` (`--version`) and reads the version after `marker`.
+pub fn installed_version(binary: &Path, args: &[String], marker: &str) -> Result<Version, Error> {
+    installed_version_within(binary, args, marker, DEFAULT_TIMEOUT)
 }
 
 /// [`installed_version`] with another deadline (killed and reported after it).
 pub fn installed_version_within(
     binary: &Path,
+    args: &[String],
     marker: &str,
     timeout: Duration,
 ) -> Result<Version, Error> {
-    let handle = duct::cmd(binary, ["--version"])
+    let shown = || args.join(" ");
+    let handle = duct::cmd(binary, args)
         .stdout_capture()
         .stderr_capture()
         .stdin_null()
@@ -57,18 +70,21 @@ pub fn installed_version_within(
         .start()
         .map_err(|cause| Error::Run {
             binary: binary.to_owned(),
+            args: shown(),
             cause,
         })?;
     // A blocking wait with a deadline: no polling, so a fast binary costs
     // only its own run time.
     let waited = handle.wait_timeout(timeout).map_err(|cause| Error::Run {
         binary: binary.to_owned(),
+        args: shown(),
         cause,
     })?;
     let Some(out) = waited else {
         let _ = handle.kill();
         return Err(Error::Timeout {
             binary: binary.to_owned(),
+            args: shown(),
             timeout,
         });
     };
@@ -79,6 +95,7 @@ pub fn installed_version_within(
     );
     detect_version(&text, marker).ok_or_else(|| Error::NoVersion {
         binary: binary.to_owned(),
+        args: shown(),
         output: text.trim().chars().take(200).collect(),
     })
 }

@@ -18,6 +18,7 @@ pub struct CatalogHealth {
     control: Arc<dyn ServiceControl>,
     host: String,
     deadline_override: Option<Duration>,
+    store: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for CatalogHealth {
@@ -35,7 +36,16 @@ impl CatalogHealth {
             control,
             host: host.to_owned(),
             deadline_override: None,
+            store: None,
         }
+    }
+
+    /// Also checks that the unit's main process runs the release's own
+    /// binary from this store (`<store>/<component>/<version>/<binary>`).
+    #[must_use]
+    pub fn with_store(mut self, store: &std::path::Path) -> Self {
+        self.store = Some(store.to_owned());
+        self
     }
 
     /// Uses one deadline for every component (tests, impatient operators).
@@ -70,7 +80,24 @@ impl CatalogHealth {
                     url: format!("{base}/metrics"),
                     metric: metric.clone(),
                     aliases: spec.build_info_aliases.clone(),
+                    label: spec.version_label.clone(),
                     version: expected.to_string(),
+                }));
+            }
+        }
+        if let Some(store) = &self.store {
+            let dir = store.join(&component.name);
+            out.push(Probe::new(Check::RunningBinary {
+                unit: spec.unit.clone(),
+                expected: dir.join(expected.to_string()).join(spec.main_binary()),
+                store: dir,
+            }));
+        }
+        if let Some(port) = spec.port {
+            for path in &spec.advisory_paths {
+                out.push(Probe::advisory(Check::Http {
+                    url: format!("http://{}:{port}{path}", self.host),
+                    body: None,
                 }));
             }
         }

@@ -77,6 +77,7 @@ impl Inspector for LocalInspector {
         };
         let version = detect::installed_version_within(
             &binary,
+            &component.spec.version_args,
             &component.spec.version_marker,
             self.version_timeout,
         )?;
@@ -93,6 +94,7 @@ impl Inspector for LocalInspector {
     fn binary_version(&self, component: &Component, binary: &Path) -> Result<Version, PortError> {
         Ok(detect::installed_version_within(
             binary,
+            &component.spec.version_args,
             &component.spec.version_marker,
             self.version_timeout,
         )?)

@@ -41,7 +41,7 @@ pub enum Check {
         /// Metric names.
         names: Vec<String>,
     },
-    /// `metric{version="…"}` at `url` equals `version`.
+    /// `metric{<label>="…"}` at `url` equals `version`.
     BuildInfo {
         /// The URL.
         url: String,
@@ -50,8 +50,22 @@ pub enum Check {
         /// Older names of the metric, tried when it is missing.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         aliases: Vec<String>,
+        /// The label holding the version (`version`).
+        label: String,
         /// The expected version (build metadata ignored).
         version: String,
+    },
+    /// The unit's main process runs `expected` (same file), not another
+    /// release from `store`. A process running something else (a wrapper
+    /// shell, a binary outside the store) cannot be judged and passes with
+    /// that said.
+    RunningBinary {
+        /// The unit.
+        unit: String,
+        /// The release's binary.
+        expected: std::path::PathBuf,
+        /// The component's store directory.
+        store: std::path::PathBuf,
     },
     /// A command exits 0.
     Command {
@@ -71,6 +85,9 @@ pub struct Probe {
     pub interval: Duration,
     /// Attempts at most (the deadline may end them sooner).
     pub retries: u32,
+    /// Whether a failure makes the report unhealthy (an advisory probe is
+    /// tried once and reported, never decisive).
+    pub decides: bool,
 }
 
 impl Probe {
@@ -81,12 +98,22 @@ impl Probe {
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(250),
             retries: u32::MAX,
+            decides: true,
+        }
+    }
+
+    /// An advisory probe: one attempt, reported, never decisive.
+    pub fn advisory(check: Check) -> Self {
+        Probe {
+            retries: 1,
+            decides: false,
+            ..Probe::new(check)
         }
     }
 
     /// A short name for reports.
     pub fn name(&self) -> String {
-        match &self.check {
+        let name = match &self.check {
             Check::UnitActive { unit, .. } => format!("unit {unit} active"),
             Check::Tcp { addr } => format!("tcp {addr}"),
             Check::Http { url, .. } => format!("http {url}"),
@@ -94,7 +121,13 @@ impl Probe {
             Check::BuildInfo {
                 metric, version, ..
             } => format!("{metric} version {version}"),
+            Check::RunningBinary { unit, .. } => format!("{unit} runs the release's binary"),
             Check::Command { argv } => format!("command {}", argv.join(" ")),
+        };
+        if self.decides {
+            name
+        } else {
+            format!("{name} (advisory)")
         }
     }
 }
@@ -106,6 +139,8 @@ pub struct ProbeResult {
     pub name: String,
     /// Whether it passed.
     pub ok: bool,
+    /// Whether its failure counts.
+    pub decides: bool,
     /// Attempts made.
     pub attempts: u32,
     /// The last attempt's detail.
@@ -135,7 +170,11 @@ impl Report {
                     format!(
                         "{}: {} ({} attempts): {}",
                         r.name,
-                        if r.ok { "ok" } else { "FAILED" },
+                        match (r.ok, r.decides) {
+                            (true, _) => "ok",
+                            (false, true) => "FAILED",
+                            (false, false) => "failed, not deciding",
+                        },
                         r.attempts,
                         r.detail
                     )
@@ -227,6 +266,7 @@ pub fn attempt(
             url,
             metric,
             aliases,
+            label,
             version,
         } => {
             let (status, text) = http_get(url, timeout)?;
@@ -241,14 +281,19 @@ pub fn attempt(
                 .ok_or_else(|| format!("no {metric} in the metrics"))?;
             let got = found
                 .labels
-                .get("version")
-                .ok_or_else(|| format!("{} has no version label", found.name))?;
+                .get(label)
+                .ok_or_else(|| format!("{} has no {label} label", found.name))?;
             // Distribution builds label `0.11.0-1+b4`: the Debian revision is dropped.
             match upgrade_core::version::parse_printed(got) {
                 Some(v) if v.same_release(&want) => Ok(format!("running {got}")),
                 _ => Err(format!("running {got}, expected {version}")),
             }
         }
+        Check::RunningBinary {
+            unit,
+            expected,
+            store,
+        } => running_binary(unit, expected, store, control),
         Check::Command { argv } => {
             let (prog, args) = argv.split_first().ok_or("empty command")?;
             let handle = duct::cmd(prog, args)
@@ -282,6 +327,44 @@ pub fn attempt(
     }
 }
 
+fn running_binary(
+    unit: &str,
+    expected: &std::path::Path,
+    store: &std::path::Path,
+    control: Option<&dyn ServiceControl>,
+) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let c = control.ok_or("no service manager to ask")?;
+    let pid = c
+        .status(unit)
+        .map_err(|e| e.to_string())?
+        .main_pid
+        .ok_or_else(|| format!("{unit} has no main process"))?;
+    let exe = format!("/proc/{pid}/exe");
+    // The link's text names the file the process was started from (with
+    // ` (deleted)` when it is gone); its metadata is that very file's.
+    let shown = std::fs::read_link(&exe)
+        .map_err(|e| format!("cannot read {exe}: {e}"))?
+        .to_string_lossy()
+        .into_owned();
+    let running = std::fs::metadata(&exe).map_err(|e| format!("cannot stat {exe}: {e}"))?;
+    // Not in the store (an install not adopted yet): only a store binary
+    // running instead would be wrong.
+    let want = std::fs::metadata(expected).ok();
+    if want.is_some_and(|w| (running.dev(), running.ino()) == (w.dev(), w.ino())) {
+        return Ok(format!("pid {pid} runs {}", expected.display()));
+    }
+    if std::path::Path::new(&shown).starts_with(store) {
+        return Err(format!(
+            "pid {pid} runs {shown}, not {}: the service did not pick up the new release",
+            expected.display()
+        ));
+    }
+    Ok(format!(
+        "pid {pid} runs {shown}, not a release of this component (a wrapper?): not judged"
+    ))
+}
+
 /// Runs every probe (in order) until it passes, its retries run out or the
 /// shared deadline passes.
 pub fn run(probes: &[Probe], deadline: Duration, control: Option<&dyn ServiceControl>) -> Report {
@@ -309,13 +392,14 @@ pub fn run(probes: &[Probe], deadline: Duration, control: Option<&dyn ServiceCon
         results.push(ProbeResult {
             name: p.name(),
             ok,
+            decides: p.decides,
             attempts,
             detail,
             elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
     }
     Report {
-        healthy: results.iter().all(|r| r.ok),
+        healthy: results.iter().all(|r| r.ok || !r.decides),
         results,
     }
 }

@@ -104,6 +104,7 @@ impl StackFile {
             if let Some(top) = &spec.top_dir {
                 names::check_archive_path(top).map_err(|m| invalid(format!("{key}.top_dir"), m))?;
             }
+            check_variants(&spec, &key).map_err(|(k, m)| invalid(k, m))?;
             names::check_unit(&spec.unit).map_err(|m| invalid(format!("{key}.unit"), m))?;
             let mut policy = Policy::default();
             self.defaults.apply_to(&mut policy);
@@ -357,4 +358,32 @@ impl Stack {
         .resolve(None, "<built-in>")
         .expect("the built-in catalog resolves")
     }
+}
+
+/// Each asset variant names the same installed binaries as the component
+/// (links and units use those names whatever the version) with safe paths.
+fn check_variants(spec: &crate::catalog::ComponentSpec, key: &str) -> Result<(), (String, String)> {
+    let names: Vec<&str> = spec.binaries.iter().map(|b| b.name.as_str()).collect();
+    for (i, v) in spec.asset_variants.iter().enumerate() {
+        let at = format!("{key}.asset_variants[{i}]");
+        if let Some(top) = v.top_dir.as_deref().filter(|t| !t.is_empty()) {
+            names::check_archive_path(top).map_err(|m| (format!("{at}.top_dir"), m))?;
+        }
+        let Some(bins) = &v.binaries else { continue };
+        let theirs: Vec<&str> = bins.iter().map(|b| b.name.as_str()).collect();
+        if theirs != names {
+            return Err((
+                format!("{at}.binaries"),
+                format!(
+                    "names {theirs:?} differ from the component's {names:?}; a variant may \
+                     change where a binary is in the archive, not its installed name"
+                ),
+            ));
+        }
+        for (j, b) in bins.iter().enumerate() {
+            names::check_archive_path(&b.path)
+                .map_err(|m| (format!("{at}.binaries[{j}].path"), m))?;
+        }
+    }
+    Ok(())
 }

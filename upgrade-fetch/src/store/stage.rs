@@ -359,14 +359,15 @@ impl Store {
         let binaries = comp.spec.binary_paths(&release.version, &self.platform);
         let raw_name = binaries.first().map_or(comp.name.clone(), |b| b.0.clone());
         let mut files = BTreeMap::new();
-        let raw = comp.spec.archive == ArchiveKind::Raw;
+        let kind = comp.spec.archive_for(&release.version);
+        let raw = kind == ArchiveKind::Raw;
         if raw && self.move_raw(archive, &partial.join(&raw_name))? {
             // The binary is the download itself: its digest is the one verified.
             files.insert(raw_name.clone(), sha256.to_owned());
         } else {
             extract::extract(
                 archive,
-                comp.spec.archive,
+                kind,
                 partial,
                 top.as_deref(),
                 &raw_name,
@@ -378,11 +379,7 @@ impl Store {
                 Some(t) => path.strip_prefix(&format!("{t}/")).unwrap_or(path),
                 None => path.as_str(),
             };
-            let rel = if comp.spec.archive == upgrade_core::catalog::ArchiveKind::Raw {
-                raw_name.as_str()
-            } else {
-                rel
-            };
+            let rel = if raw { raw_name.as_str() } else { rel };
             let from = partial.join(rel);
             if !from.is_file() {
                 return Err(Error::MissingBinary {
