@@ -98,6 +98,7 @@ fn build_info_must_report_the_target_version() {
         aliases: Vec::new(),
         label: "version".into(),
         version: v.into(),
+        optional: false,
     };
     let ok = probes::run(&[probe(check("1.5.0"), 500)], Duration::from_secs(2), None);
     assert!(ok.healthy, "{ok:?}");
@@ -201,6 +202,7 @@ fn another_version_label_and_an_advisory_endpoint() {
         aliases: Vec::new(),
         label: "exporter".into(),
         version: v.into(),
+        optional: false,
     };
     let health = Probe::advisory(Check::Http {
         url: s.url("/health"),
@@ -227,6 +229,24 @@ fn another_version_label_and_an_advisory_endpoint() {
     );
     assert!(!r.healthy);
     assert_eq!(r.results[0].detail, "running 0.10.1, expected 1.0.2");
+    // fail2ban down: no f2b_version at all, which an optional check allows.
+    s.on("/metrics", vec![Answer::now(200, "f2b_up 0\n")]);
+    let absent = |optional| Check::BuildInfo {
+        url: s.url("/metrics"),
+        metric: "f2b_version".into(),
+        aliases: Vec::new(),
+        label: "exporter".into(),
+        version: "0.10.1".into(),
+        optional,
+    };
+    let r = probes::run(&[probe(absent(true), 500)], Duration::from_secs(1), None);
+    assert!(r.healthy, "{r:?}");
+    let r = probes::run(
+        &[probe(absent(false), 500)],
+        Duration::from_millis(300),
+        None,
+    );
+    assert!(!r.healthy, "{r:?}");
 }
 
 /// The main process's executable is compared with the release's binary by

@@ -127,6 +127,7 @@ fn a_real_node_exporter_under_the_supervisor() {
             aliases: Vec::new(),
             label: "version".into(),
             version: "1.5.0".into(),
+            optional: false,
         }),
     ];
     let r = probes::run(&probes, Duration::from_secs(15), Some(&sup));

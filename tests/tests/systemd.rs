@@ -50,6 +50,7 @@ fn probes_for(port: u16, unit: &str, version: &str) -> Vec<Probe> {
             aliases: Vec::new(),
             label: "version".into(),
             version: version.into(),
+            optional: false,
         }),
     ]
 }

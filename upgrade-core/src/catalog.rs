@@ -169,6 +169,9 @@ macro_rules! component_facts {
             build_info: Option<String> = None,
             /// The label of that metric holding the version.
             version_label: String = "version".into(),
+            /// Whether the metric must be there after a restart (`false`: an absent
+            /// metric passes, a wrong version still fails).
+            version_metric_required: bool = true,
             /// Older names of that metric, tried when it is missing.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             build_info_aliases: Vec<String> = Vec::new(),
@@ -581,6 +584,7 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
             arch_names: [("arm".to_string(), "armv7".to_string())].into(),
             build_info: Some("f2b_version".into()),
             version_label: "exporter".into(),
+            version_metric_required: false,
             port: Some(9191),
             health_path: Some("/metrics".into()),
             advisory_paths: vec!["/health".into()],

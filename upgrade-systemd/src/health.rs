@@ -82,6 +82,7 @@ impl CatalogHealth {
                     aliases: spec.build_info_aliases.clone(),
                     label: spec.version_label.clone(),
                     version: expected.to_string(),
+                    optional: !spec.version_metric_required,
                 }));
             }
         }

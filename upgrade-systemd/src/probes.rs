@@ -54,6 +54,9 @@ pub enum Check {
         label: String,
         /// The expected version (build metadata ignored).
         version: String,
+        /// An absent metric passes (a wrong version never does).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        optional: bool,
     },
     /// The unit's main process runs `expected` (same file), not another
     /// release from `store`. A process running something else (a wrapper
@@ -268,6 +271,7 @@ pub fn attempt(
             aliases,
             label,
             version,
+            optional,
         } => {
             let (status, text) = http_get(url, timeout)?;
             if status != 200 {
@@ -277,8 +281,12 @@ pub fn attempt(
             let samples = exposition::parse(&text);
             let found = std::iter::once(metric)
                 .chain(aliases)
-                .find_map(|m| samples.iter().find(|s| &s.name == m))
-                .ok_or_else(|| format!("no {metric} in the metrics"))?;
+                .find_map(|m| samples.iter().find(|s| &s.name == m));
+            let found = match found {
+                Some(f) => f,
+                None if *optional => return Ok(format!("no {metric} now (optional)")),
+                None => return Err(format!("no {metric} in the metrics")),
+            };
             let got = found
                 .labels
                 .get(label)
