@@ -46,13 +46,13 @@ impl Host {
     }
 
     /// Installs `name` at `version` by hand and runs it as `unit`.
-    fn install(&mut self, name: &str, version: &str, unit: &str, args: &[String]) -> PathBuf {
+    fn install(&mut self, name: &str, version: &str, unit: &str, flags: &[String]) -> PathBuf {
         let path = self.root.join("usr/local/bin").join(name);
         std::fs::write(&path, patched(&self.exporter, version)).unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let mut argv = vec![path.display().to_string()];
-        argv.extend(args.iter().cloned());
+        argv.extend(flags.iter().cloned());
         self.supervisor
             .define(
                 unit,
