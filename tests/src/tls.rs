@@ -1,6 +1,6 @@
 //! A private CA on the fly: a CA certificate (PEM, for `SSL_CERT_FILE` or
 //! a component's `ca_file`) and a server configuration for `localhost` and
-//! `127.0.0.1` signed by it.
+//! `127.0.0.1` signed by it, also as PEM files for a real service's TLS.
 
 use std::sync::Arc;
 
@@ -13,6 +13,10 @@ pub struct PrivateCa {
     pub ca_pem: String,
     /// A TLS server configuration presenting the signed certificate.
     pub server: Arc<rustls::ServerConfig>,
+    /// The server certificate alone, PEM (for a service's own TLS files).
+    pub cert_pem: String,
+    /// Its private key, PEM.
+    pub key_pem: String,
 }
 
 impl std::fmt::Debug for PrivateCa {
@@ -22,7 +26,8 @@ impl std::fmt::Debug for PrivateCa {
 }
 
 impl PrivateCa {
-    /// A fresh CA and a server certificate for `localhost` and `127.0.0.1`.
+    /// A fresh CA and a server certificate for `localhost`, `127.0.0.1` and
+    /// `127.0.0.2`.
     pub fn new() -> Self {
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -32,8 +37,12 @@ impl PrivateCa {
             .push(rcgen::DnType::CommonName, "obs-upgrade test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
         let key = KeyPair::generate().expect("server key");
-        let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server params");
+        let params = CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "127.0.0.2".to_owned(),
+        ])
+        .expect("server params");
         let cert = params.signed_by(&key, &ca).expect("server cert");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
@@ -48,6 +57,8 @@ impl PrivateCa {
         PrivateCa {
             ca_pem: ca.pem(),
             server: Arc::new(server),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 

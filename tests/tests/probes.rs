@@ -14,6 +14,7 @@ fn probe(check: Check, timeout_ms: u64) -> Probe {
         interval: Duration::from_millis(50),
         retries: u32::MAX,
         decides: true,
+        access: probes::Access::default(),
     }
 }
 

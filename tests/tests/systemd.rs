@@ -34,6 +34,7 @@ fn probes_for(port: u16, unit: &str, version: &str) -> Vec<Probe> {
         interval: Duration::from_millis(100),
         retries: u32::MAX,
         decides: true,
+        access: probes::Access::default(),
     };
     vec![
         quick(Check::UnitActive {

@@ -178,6 +178,10 @@ macro_rules! component_facts {
             /// The default listen port.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             port: Option<u16> = None,
+            /// Where and how to reach the service, over what its unit's command line
+            /// says (address, scheme, CA, client certificate, credentials, metrics path).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            endpoint: Option<crate::endpoint::EndpointOverride> = None,
             /// The liveness path (`/-/healthy`, `/metrics`).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             health_path: Option<String> = None,

@@ -5,6 +5,7 @@
 //! - [`rules`]: `requires`, stepping stones, end of life, breaking changes.
 //! - [`catalog`]: upstream facts about well-known components.
 //! - [`config`]: the stack file (YAML or TOML) and its resolution.
+//! - [`endpoint`]: where a service answers, from its unit's command line.
 //! - [`planner`]: installed + available + policy → ordered phases of steps.
 //! - [`engine`]: the transactional apply, rollback, resume, prune.
 //! - [`journal`]: the run record, its status machine, step journal, resume point.
@@ -53,6 +54,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod endpoint;
 pub mod engine;
 pub mod holds;
 pub mod journal;

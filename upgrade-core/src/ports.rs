@@ -298,6 +298,13 @@ pub struct ServiceStatus {
     pub fragment_path: Option<String>,
     /// Units that trigger it (a `.socket` means socket activation).
     pub triggered_by: Vec<String>,
+    /// The command line it runs (its effective `ExecStart`, drop-ins applied),
+    /// when the manager says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Its drop-in files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_ins: Vec<String>,
 }
 
 impl ServiceStatus {

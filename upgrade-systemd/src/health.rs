@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use upgrade_core::config::Component;
+use upgrade_core::endpoint::{self, Endpoint};
 use upgrade_core::journal::HealthRecord;
-use upgrade_core::ports::{HealthProbe, PortError, ServiceControl};
+use upgrade_core::ports::{HealthProbe, PortError, ServiceControl, ServiceStatus};
 use upgrade_core::version::Version;
 
-use crate::probes::{self, Check, Probe};
+use crate::probes::{self, Access, Check, Probe};
 
 /// Probes built from the catalog facts of each component.
 #[derive(Clone)]
@@ -55,6 +56,51 @@ impl CatalogHealth {
         self
     }
 
+    /// Where the component answers: the stack file's `endpoint` over the
+    /// flags of the command its unit runs (and the web configuration file
+    /// they name) over the catalog port. `None` without any port.
+    pub fn endpoint(
+        &self,
+        component: &Component,
+        status: &ServiceStatus,
+    ) -> Result<Option<Endpoint>, PortError> {
+        let spec = &component.spec;
+        let source = match (&status.drop_ins[..], &status.fragment_path) {
+            ([], Some(f)) => format!("the ExecStart of {f}"),
+            ([], None) => format!("the ExecStart of {}", spec.unit),
+            (d, _) => format!("the ExecStart of {} (drop-ins {})", spec.unit, d.join(", ")),
+        };
+        let command = status.command.as_deref().map(|argv| endpoint::Command {
+            argv,
+            source: &source,
+        });
+        let web_path = command
+            .as_ref()
+            .and_then(|c| endpoint::flag(c.argv, "web.config.file"))
+            .filter(|_| spec.endpoint.as_ref().is_none_or(|e| e.scheme.is_none()));
+        let web = match web_path {
+            Some(path) => {
+                let bytes = upgrade_state::fsutil::read_capped(std::path::Path::new(path), 1 << 20)
+                    .map_err(|e| {
+                        format!(
+                            "{}: cannot read the web config {path} named by {source}: {e}",
+                            component.name
+                        )
+                    })?;
+                let wc = endpoint::parse_web_config(&String::from_utf8_lossy(&bytes))
+                    .map_err(|e| format!("{}: web config {path}: {e}", component.name))?;
+                Some((path.to_owned(), wc))
+            }
+            None => None,
+        };
+        Ok(endpoint::resolve(
+            spec.endpoint.as_ref(),
+            spec.port,
+            command,
+            web.as_ref().map(|(p, w)| (p.as_str(), w)),
+        ))
+    }
+
     /// The probes for a component at a version.
     pub fn probes_for(
         &self,
@@ -63,44 +109,62 @@ impl CatalogHealth {
     ) -> Result<Vec<Probe>, PortError> {
         let spec = &component.spec;
         let status = self.control.status(&spec.unit)?;
+        let endpoint = self.endpoint(component, &status)?;
+        let running = self.store.as_ref().map(|store| {
+            let dir = store.join(&component.name);
+            Probe::new(Check::RunningBinary {
+                unit: spec.unit.clone(),
+                expected: dir.join(expected.to_string()).join(spec.main_binary()),
+                store: dir,
+            })
+        });
         let mut out = vec![Probe::new(Check::UnitActive {
             unit: spec.unit.clone(),
             n_restarts: status.n_restarts,
         })];
-        if let Some(port) = spec.port {
-            let base = format!("http://{}:{port}", self.host);
+        if let Some(ep) = &endpoint {
+            if let Some(why) = ep.missing.first() {
+                return Err(format!("{}: {why}", component.name).into());
+            }
+            let access = Access {
+                ca_file: ep.ca_file.as_ref().map(Into::into),
+                client_cert: ep.client_cert.as_ref().map(|(c, k)| (c.into(), k.into())),
+                auth: ep.auth.clone(),
+            };
             if let Some(path) = spec.ready_path.as_ref().or(spec.health_path.as_ref()) {
-                out.push(Probe::new(Check::Http {
-                    url: format!("{base}{path}"),
-                    body: None,
-                }));
+                // `/metrics` in the catalog is the metrics path, wherever it moved.
+                let url = if path == "/metrics" {
+                    ep.metrics_url()
+                } else {
+                    ep.url(path)
+                };
+                out.push(Probe::new(Check::Http { url, body: None }).with_access(access.clone()));
             }
             if let Some(metric) = &spec.build_info {
-                out.push(Probe::new(Check::BuildInfo {
-                    url: format!("{base}/metrics"),
-                    metric: metric.clone(),
-                    aliases: spec.build_info_aliases.clone(),
-                    label: spec.version_label.clone(),
-                    version: expected.to_string(),
-                    optional: !spec.version_metric_required,
-                }));
+                out.push(
+                    Probe::new(Check::BuildInfo {
+                        url: ep.metrics_url(),
+                        metric: metric.clone(),
+                        aliases: spec.build_info_aliases.clone(),
+                        label: spec.version_label.clone(),
+                        version: expected.to_string(),
+                        optional: !spec.version_metric_required,
+                    })
+                    .with_access(access.clone()),
+                );
             }
-        }
-        if let Some(store) = &self.store {
-            let dir = store.join(&component.name);
-            out.push(Probe::new(Check::RunningBinary {
-                unit: spec.unit.clone(),
-                expected: dir.join(expected.to_string()).join(spec.main_binary()),
-                store: dir,
-            }));
-        }
-        if let Some(port) = spec.port {
+            out.extend(running);
             for path in &spec.advisory_paths {
-                out.push(Probe::advisory(Check::Http {
-                    url: format!("http://{}:{port}{path}", self.host),
-                    body: None,
-                }));
+                out.push(
+                    Probe::advisory(Check::Http {
+                        url: ep.url(path),
+                        body: None,
+                    })
+                    .with_access(access.clone()),
+                );
             }
+        } else {
+            out.extend(running);
         }
         Ok(out)
     }

@@ -91,6 +91,112 @@ pub struct Probe {
     /// Whether a failure makes the report unhealthy (an advisory probe is
     /// tried once and reported, never decisive).
     pub decides: bool,
+    /// How HTTP checks connect: trusted CA, client certificate, credentials.
+    pub access: Access,
+}
+
+/// How an HTTP check connects to a service behind TLS or authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Access {
+    /// PEM CA certificates trusted instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate and its key (PEM).
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Credentials, read from their files at each attempt.
+    pub auth: Option<upgrade_core::endpoint::Auth>,
+}
+
+impl Access {
+    fn agent(&self, timeout: Duration) -> Result<ureq::Agent, String> {
+        use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout));
+        if self.ca_file.is_none() && self.client_cert.is_none() {
+            return Ok(config.build().into());
+        }
+        let read = |p: &std::path::Path| {
+            upgrade_state::fsutil::read_capped(p, 4 << 20)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        let certs_of = |p: &std::path::Path| -> Result<Vec<Certificate<'static>>, String> {
+            let bytes = read(p)?;
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&bytes)
+                .filter_map(|i| match i {
+                    Ok(PemItem::Certificate(c)) => Some(c.to_owned()),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(format!("{} holds no PEM certificate", p.display()));
+            }
+            Ok(certs)
+        };
+        let mut tls = TlsConfig::builder();
+        if let Some(ca) = &self.ca_file {
+            // Only this CA: a probe of one service trusts what signs it.
+            let roots = certs_of(ca)?;
+            tls = tls.root_certs(RootCerts::Specific(std::sync::Arc::new(roots)));
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            let certs = certs_of(cert)?;
+            let key_bytes = read(key)?;
+            let key: PrivateKey<'static> = ureq::tls::parse_pem(&key_bytes)
+                .find_map(|i| match i {
+                    Ok(PemItem::PrivateKey(k)) => Some(k.to_owned()),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("{} holds no PEM private key", key.display()))?;
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&certs, key)));
+        }
+        config = config.tls_config(tls.build());
+        Ok(config.build().into())
+    }
+
+    fn authorization(&self) -> Result<Option<String>, String> {
+        use upgrade_core::endpoint::Auth;
+        let secret = |p: &str| {
+            let bytes = upgrade_state::fsutil::read_capped(std::path::Path::new(p), 64 << 10)
+                .map_err(|e| format!("cannot read {p}: {e}"))?;
+            Ok::<String, String>(
+                String::from_utf8_lossy(&bytes)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+            )
+        };
+        Ok(match &self.auth {
+            None => None,
+            Some(Auth::Basic(b)) => {
+                let pass = secret(&b.password_file)?;
+                Some(format!(
+                    "Basic {}",
+                    base64(format!("{}:{pass}", b.username).as_bytes())
+                ))
+            }
+            Some(Auth::BearerFile(f)) => Some(format!("Bearer {}", secret(f)?)),
+        })
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 impl Probe {
@@ -102,7 +208,15 @@ impl Probe {
             interval: Duration::from_millis(250),
             retries: u32::MAX,
             decides: true,
+            access: Access::default(),
         }
+    }
+
+    /// The same probe connecting with `access`.
+    #[must_use]
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
     }
 
     /// An advisory probe: one attempt, reported, never decisive.
@@ -187,16 +301,12 @@ impl Report {
     }
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .build()
-        .into()
-}
-
-fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let resp = agent(timeout).get(url).call().map_err(|e| e.to_string())?;
+fn http_get(url: &str, timeout: Duration, access: &Access) -> Result<(u16, String), String> {
+    let mut req = access.agent(timeout)?.get(url);
+    if let Some(h) = access.authorization()? {
+        req = req.header("Authorization", &h);
+    }
+    let resp = req.call().map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let body = resp
         .into_body()
@@ -212,6 +322,16 @@ pub fn attempt(
     check: &Check,
     timeout: Duration,
     control: Option<&dyn ServiceControl>,
+) -> Result<String, String> {
+    attempt_with(check, timeout, control, &Access::default())
+}
+
+/// [`attempt`] connecting with `access`.
+pub fn attempt_with(
+    check: &Check,
+    timeout: Duration,
+    control: Option<&dyn ServiceControl>,
+    access: &Access,
 ) -> Result<String, String> {
     match check {
         Check::UnitActive { unit, n_restarts } => {
@@ -237,7 +357,7 @@ pub fn attempt(
                 .map_err(|e| e.to_string())
         }
         Check::Http { url, body } => {
-            let (status, text) = http_get(url, timeout)?;
+            let (status, text) = http_get(url, timeout, access)?;
             if !(200..300).contains(&status) {
                 return Err(format!(
                     "HTTP {status}: {}",
@@ -250,7 +370,7 @@ pub fn attempt(
             Ok(format!("HTTP {status}"))
         }
         Check::Metrics { url, names } => {
-            let (status, text) = http_get(url, timeout)?;
+            let (status, text) = http_get(url, timeout, access)?;
             if status != 200 {
                 return Err(format!("HTTP {status}"));
             }
@@ -273,7 +393,7 @@ pub fn attempt(
             version,
             optional,
         } => {
-            let (status, text) = http_get(url, timeout)?;
+            let (status, text) = http_get(url, timeout, access)?;
             if status != 200 {
                 return Err(format!("HTTP {status}"));
             }
@@ -384,10 +504,11 @@ pub fn run(probes: &[Probe], deadline: Duration, control: Option<&dyn ServiceCon
         let (ok, detail) = loop {
             attempts += 1;
             let left = end.saturating_duration_since(Instant::now());
-            let r = attempt(
+            let r = attempt_with(
                 &p.check,
                 p.timeout.min(left.max(Duration::from_millis(50))),
                 control,
+                &p.access,
             );
             match r {
                 Ok(d) => break (true, d),

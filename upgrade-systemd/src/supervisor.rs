@@ -296,7 +296,7 @@ impl Supervisor {
 
 impl ServiceControl for Supervisor {
     fn status(&self, unit: &str) -> Result<ServiceStatus, PortError> {
-        self.spec(unit)?;
+        let spec = self.spec(unit)?;
         let pid = self.running_pid(unit);
         Ok(ServiceStatus {
             active_state: if pid.is_some() { "active" } else { "inactive" }.into(),
@@ -309,6 +309,8 @@ impl ServiceControl for Supervisor {
                 .map_or(0, |p| p.start_ticks),
             fragment_path: Some(self.file(unit, "json").display().to_string()),
             triggered_by: Vec::new(),
+            command: Some(spec.argv),
+            drop_ins: Vec::new(),
         })
     }
     fn start(&self, unit: &str) -> Result<(), PortError> {

@@ -80,8 +80,17 @@ pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// The properties read by [`Systemd::status`].
 pub const PROPERTIES: &str = concat!(
     "ActiveState,SubState,MainPID,NRestarts,",
-    "ExecMainStartTimestampMonotonic,FragmentPath,TriggeredBy"
+    "ExecMainStartTimestampMonotonic,FragmentPath,TriggeredBy,ExecStart,DropInPaths"
 );
+
+/// The words of the first command in a `systemctl show` `ExecStart=` value
+/// (`{ path=… ; argv[]=/usr/bin/x --flag ; ignore_errors=no ; … }`).
+pub fn parse_exec_start(value: &str) -> Option<Vec<String>> {
+    let rest = value.split_once("argv[]=")?.1;
+    let argv = rest.split_once(" ; ").map_or(rest, |(a, _)| a);
+    let words = upgrade_core::endpoint::split_command(argv);
+    (!words.is_empty()).then_some(words)
+}
 
 /// Parses `systemctl show` output into a status.
 pub fn parse_show(text: &str) -> ServiceStatus {
@@ -98,6 +107,8 @@ pub fn parse_show(text: &str) -> ServiceStatus {
             "ExecMainStartTimestampMonotonic" => s.started_monotonic_us = v.parse().unwrap_or(0),
             "FragmentPath" => s.fragment_path = Some(v.to_owned()).filter(|p| !p.is_empty()),
             "TriggeredBy" => s.triggered_by = v.split_whitespace().map(str::to_owned).collect(),
+            "ExecStart" => s.command = parse_exec_start(v),
+            "DropInPaths" => s.drop_ins = v.split_whitespace().map(str::to_owned).collect(),
             _ => {}
         }
     }
