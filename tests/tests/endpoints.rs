@@ -109,9 +109,10 @@ fn tls_and_basic_auth_from_the_web_config_on_an_address_from_the_command_line() 
         .unwrap();
     assert_eq!(ep.base(), format!("https://127.0.0.2:{port}"));
     assert!(
-        ep.provenance
-            .iter()
-            .any(|p| p.contains("--web.listen-address in the ExecStart")),
+        ep.provenance.iter().any(
+            |p| p.contains("--web.listen-address in the command line of pid")
+                && p.contains("node_exporter.service")
+        ),
         "{ep:?}"
     );
 

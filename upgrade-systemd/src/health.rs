@@ -70,7 +70,26 @@ impl CatalogHealth {
             ([], None) => format!("the ExecStart of {}", spec.unit),
             (d, _) => format!("the ExecStart of {} (drop-ins {})", spec.unit, d.join(", ")),
         };
-        let command = status.command.as_deref().map(|argv| endpoint::Command {
+        // The running process's own command line, where there is one: the
+        // manager's ExecStart may hold `$ARGS` from an EnvironmentFile
+        // (Debian's packages do), the process has them expanded.
+        let running = status.main_pid.and_then(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            (!argv.is_empty()).then_some((pid, argv))
+        });
+        let source = match &running {
+            Some((pid, _)) => format!("the command line of pid {pid} ({source})"),
+            None => source,
+        };
+        let argv = running
+            .map(|(_, argv)| argv)
+            .or_else(|| status.command.clone());
+        let command = argv.as_deref().map(|argv| endpoint::Command {
             argv,
             source: &source,
         });

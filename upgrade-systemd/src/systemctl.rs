@@ -356,6 +356,29 @@ mod tests {
     }
 
     #[test]
+    fn exec_start_as_systemctl_shows_it() {
+        let v = "{ path=/usr/bin/prometheus-node-exporter ; \
+                 argv[]=/usr/bin/prometheus-node-exporter \
+                 --web.listen-address=\"127.0.0.2:9101\" $ARGS ; \
+                 ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; \
+                 status=0/0 }";
+        assert_eq!(
+            parse_exec_start(v).unwrap(),
+            [
+                "/usr/bin/prometheus-node-exporter",
+                "--web.listen-address=127.0.0.2:9101",
+                "$ARGS"
+            ]
+        );
+        assert_eq!(parse_exec_start(""), None);
+        let s = parse_show(&format!(
+            "ExecStart={v}\nDropInPaths=/etc/a.d/x.conf /etc/a.d/y.conf\n"
+        ));
+        assert_eq!(s.command.unwrap().len(), 3);
+        assert_eq!(s.drop_ins.len(), 2);
+    }
+
+    #[test]
     fn show_output() {
         let s = parse_show(
             "MainPID=84\nNRestarts=2\nExecMainStartTimestampMonotonic=1786780262\n\
