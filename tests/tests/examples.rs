@@ -23,7 +23,14 @@ fn yaml_and_toml_examples_load_and_agree() {
     assert_eq!(yaml.maintenance.schedule.windows.len(), 2);
     assert_eq!(yaml.notifications.webhooks.len(), 2);
     assert_eq!(yaml.environment.as_deref(), Some("production"));
-    assert_eq!(yaml.components.len(), 7);
+    assert_eq!(yaml.components.len(), 9);
+    let endpoint = yaml.components["node_exporter"].spec.endpoint.as_ref();
+    assert_eq!(
+        endpoint
+            .and_then(|e| e.basic_auth.as_ref())
+            .map(|b| b.username.as_str()),
+        Some("prometheus")
+    );
     assert_eq!(yaml.components["prometheus"].policy.track, Track::Lts);
     assert_eq!(yaml.components["blackbox_exporter"].spec.port, Some(9115));
 }
