@@ -35,6 +35,28 @@ pub fn bin(name: &str) -> std::path::PathBuf {
     p
 }
 
+/// Runs this workspace's `obs-upgrade` on `root` with `args`, without colour
+/// and without the caller's `RUST_LOG`, and waits for it.
+pub fn obs_upgrade(root: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin("obs-upgrade"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run obs-upgrade")
+}
+
+/// A finished command's stdout then stderr, as text.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// A deterministic run record for `(writer, i)` with `components` components,
 /// so that a reader can rebuild exactly what a writer wrote.
 pub fn sample_run(writer: u32, i: u64, components: usize) -> RunRecord {

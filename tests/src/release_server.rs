@@ -273,18 +273,34 @@ fn release_json(base: &str, r: &FakeRelease, gitlab: bool, redirect: bool) -> se
             if gitlab {
                 serde_json::json!({ "name": a.name, "url": url, "direct_asset_url": url })
             } else {
-                let mut v = serde_json::json!({ "name": a.name, "browser_download_url": url, "size": a.data.len() });
+                let mut v = serde_json::json!({
+                    "name": a.name,
+                    "browser_download_url": url,
+                    "size": a.data.len(),
+                });
                 if a.with_digest {
-                    v["digest"] = serde_json::json!(format!("sha256:{}", hex::encode(Sha256::digest(a.data.as_slice()))));
+                    let digest = hex::encode(Sha256::digest(a.data.as_slice()));
+                    v["digest"] = serde_json::json!(format!("sha256:{digest}"));
                 }
                 v
             }
         })
         .collect();
     if gitlab {
-        serde_json::json!({ "tag_name": r.tag, "released_at": r.published_at, "upcoming_release": r.prerelease, "assets": { "links": assets } })
+        serde_json::json!({
+            "tag_name": r.tag,
+            "released_at": r.published_at,
+            "upcoming_release": r.prerelease,
+            "assets": { "links": assets },
+        })
     } else {
-        serde_json::json!({ "tag_name": r.tag, "draft": r.draft, "prerelease": r.prerelease, "published_at": r.published_at, "assets": assets })
+        serde_json::json!({
+            "tag_name": r.tag,
+            "draft": r.draft,
+            "prerelease": r.prerelease,
+            "published_at": r.published_at,
+            "assets": assets,
+        })
     }
 }
 
@@ -411,7 +427,14 @@ fn handle<S: std::io::Read + Write>(
         ];
         if page * per_page < releases.len() {
             let route = path.split('?').next().unwrap_or("");
-            h.push(("Link".to_owned(), format!("<{base}{route}?per_page={per_page}&page={}>; rel=\"next\", <{base}{route}?per_page={per_page}&page=1>; rel=\"first\"", page + 1)));
+            let next = page + 1;
+            h.push((
+                "Link".to_owned(),
+                format!(
+                    "<{base}{route}?per_page={per_page}&page={next}>; rel=\"next\", \
+                     <{base}{route}?per_page={per_page}&page=1>; rel=\"first\""
+                ),
+            ));
         }
         if headers.get("if-none-match") == Some(&etag) {
             h.push((

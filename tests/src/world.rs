@@ -114,10 +114,45 @@ impl Sandbox {
 
     /// Installs a plain binary at `<root>/usr/local/bin/<name>`.
     pub fn install_plain(&self, name: &str, from: &Path) -> PathBuf {
+        self.install_bytes(name, &std::fs::read(from).expect("read binary"))
+    }
+
+    /// Writes `bytes` as an executable `<root>/usr/local/bin/<name>`.
+    pub fn install_bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let to = self.layout.bin_dir().join(name);
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(from, &to).expect("copy binary");
+        std::fs::write(&to, bytes).expect("write binary");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         to
+    }
+
+    /// Serves Debian's real `node_exporter` builds as upstream releases: 1.9.0
+    /// (trixie's) and 1.5.0 (bookworm's, with an API digest). Returns the
+    /// two binaries (old, new), or `None` when the fixtures are missing
+    /// (`fixtures::require` says so).
+    pub fn serve_debian_node_exporters(&self, test: &str) -> Option<(PathBuf, PathBuf)> {
+        let package = "prometheus-node-exporter";
+        let old = crate::fixtures::require("bookworm", package, package, test)?;
+        let new = crate::fixtures::require("trixie", package, package, test)?;
+        let release = |version: &str, binary: &Path, published: &str, digest: bool| {
+            let bytes = std::fs::read(binary).expect("read fixture");
+            promu_release(
+                "node_exporter",
+                version,
+                &[("node_exporter", bytes)],
+                published,
+                digest,
+            )
+        };
+        self.server.state().github.insert(
+            "prometheus/node_exporter".into(),
+            vec![
+                release("1.9.0", &new, "2025-01-01T00:00:00Z", false),
+                release("1.5.0", &old, "2022-12-01T00:00:00Z", true),
+            ],
+        );
+        Some((old, new))
     }
 
     /// Defines and starts a supervised service running `<root>/usr/local/bin/<binary> args…`.

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use obs_upgrade_tests::bin;
 use obs_upgrade_tests::sandbox;
+use obs_upgrade_tests::{bin, obs_upgrade};
 
 struct Sb {
     dir: tempfile::TempDir,
@@ -23,14 +23,7 @@ impl Sb {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin("obs-upgrade"))
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+        obs_upgrade(&self.root, args)
     }
 
     fn publish(&self, component: &str, version: &str) {

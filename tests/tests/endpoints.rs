@@ -5,9 +5,8 @@
 //! endpoint. The stack file gives only what cannot be derived: the password
 //! and the CA.
 
-use obs_upgrade_tests::fixtures;
 use obs_upgrade_tests::tls::PrivateCa;
-use obs_upgrade_tests::world::{Sandbox, free_port, promu_release};
+use obs_upgrade_tests::world::{Sandbox, free_port};
 use upgrade_core::engine::{self, Options};
 use upgrade_core::journal::{ComponentStatus, RunStatus};
 use upgrade_core::ports::{HealthProbe, ServiceControl};
@@ -19,43 +18,12 @@ const HASH: &str = "$2b$10$cu1VlJzzi9z0zB95ucYtruYYS0gdWRkB4.Sq7HyUR/7MgwiC.MBt6
 
 #[test]
 fn tls_and_basic_auth_from_the_web_config_on_an_address_from_the_command_line() {
-    let test = "tls_and_basic_auth_from_the_web_config_on_an_address_from_the_command_line";
-    let Some(old) = fixtures::require(
-        "bookworm",
-        "prometheus-node-exporter",
-        "prometheus-node-exporter",
-        test,
-    ) else {
-        return;
-    };
-    let Some(new) = fixtures::require(
-        "trixie",
-        "prometheus-node-exporter",
-        "prometheus-node-exporter",
-        test,
-    ) else {
-        return;
-    };
     let sb = Sandbox::new();
-    sb.server.state().github.insert(
-        "prometheus/node_exporter".into(),
-        vec![
-            promu_release(
-                "node_exporter",
-                "1.9.0",
-                &[("node_exporter", std::fs::read(&new).unwrap())],
-                "2025-01-01T00:00:00Z",
-                false,
-            ),
-            promu_release(
-                "node_exporter",
-                "1.5.0",
-                &[("node_exporter", std::fs::read(&old).unwrap())],
-                "2022-12-01T00:00:00Z",
-                true,
-            ),
-        ],
-    );
+    let Some((old, _)) = sb.serve_debian_node_exporters(
+        "tls_and_basic_auth_from_the_web_config_on_an_address_from_the_command_line",
+    ) else {
+        return;
+    };
     let etc = sb.root.path().join("etc/node_exporter");
     std::fs::create_dir_all(&etc).unwrap();
     let ca = PrivateCa::new();
@@ -66,9 +34,13 @@ fn tls_and_basic_auth_from_the_web_config_on_an_address_from_the_command_line() 
     std::fs::write(
         &web,
         format!(
-            "tls_server_config:\n  cert_file: {crt}\n  key_file: {key}\nbasic_auth_users:\n  prom: {HASH}\n",
+            concat!(
+                "tls_server_config:\n  cert_file: {crt}\n  key_file: {key}\n",
+                "basic_auth_users:\n  prom: {hash}\n",
+            ),
             crt = etc.join("tls.crt").display(),
-            key = etc.join("tls.key").display()
+            key = etc.join("tls.key").display(),
+            hash = HASH,
         ),
     )
     .unwrap();
@@ -121,9 +93,13 @@ fn tls_and_basic_auth_from_the_web_config_on_an_address_from_the_command_line() 
     std::fs::write(&wrong, "nope\n").unwrap();
     let with = |password: &std::path::Path| {
         sb.stack(&format!(
-            "components:\n  node_exporter:\n    api_url: '{{api}}'\n    allow: minor\n    endpoint:\n      ca_file: {}\n      basic_auth: {{username: prom, password_file: {}}}\n",
-            ca_file.display(),
-            password.display()
+            concat!(
+                "components:\n  node_exporter:\n    api_url: '{{api}}'\n    allow: minor\n",
+                "    endpoint:\n      ca_file: {ca}\n",
+                "      basic_auth: {{username: prom, password_file: {pass}}}\n",
+            ),
+            ca = ca_file.display(),
+            pass = password.display(),
         ))
     };
     let quick = CatalogHealth::new(sb.supervisor.clone(), "127.0.0.1")

@@ -2,8 +2,7 @@
 //! supervisor: Debian's `node_exporter` 1.5.0, installed as a plain binary, is
 //! adopted and upgraded to 1.9.0, then rolled back by hand.
 
-use obs_upgrade_tests::fixtures;
-use obs_upgrade_tests::world::{Sandbox, free_port, promu_release, running_version};
+use obs_upgrade_tests::world::{Sandbox, free_port, running_version};
 use upgrade_core::engine::{self, Options};
 use upgrade_core::journal::{ComponentStatus, HistoryRecord, Outcome, RunStatus};
 use upgrade_core::ports::Proof;
@@ -11,43 +10,12 @@ use upgrade_core::version::Version;
 
 #[test]
 fn node_exporter_is_adopted_upgraded_and_rolled_back() {
-    let test = "node_exporter_is_adopted_upgraded_and_rolled_back";
-    let Some(old) = fixtures::require(
-        "bookworm",
-        "prometheus-node-exporter",
-        "prometheus-node-exporter",
-        test,
-    ) else {
-        return;
-    };
-    let Some(new) = fixtures::require(
-        "trixie",
-        "prometheus-node-exporter",
-        "prometheus-node-exporter",
-        test,
-    ) else {
-        return;
-    };
     let sb = Sandbox::new();
-    sb.server.state().github.insert(
-        "prometheus/node_exporter".into(),
-        vec![
-            promu_release(
-                "node_exporter",
-                "1.9.0",
-                &[("node_exporter", std::fs::read(&new).unwrap())],
-                "2025-01-01T00:00:00Z",
-                false,
-            ),
-            promu_release(
-                "node_exporter",
-                "1.5.0",
-                &[("node_exporter", std::fs::read(&old).unwrap())],
-                "2022-12-01T00:00:00Z",
-                true,
-            ),
-        ],
-    );
+    let Some((old, _)) =
+        sb.serve_debian_node_exporters("node_exporter_is_adopted_upgraded_and_rolled_back")
+    else {
+        return;
+    };
     let plain = sb.install_plain("node_exporter", &old);
     let port = free_port();
     sb.run_service(

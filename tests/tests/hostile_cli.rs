@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use obs_upgrade_tests::archives::{checksums, fake_binary, header, promu, sha256, streamed_tar_gz};
 use obs_upgrade_tests::release_server::{FakeAsset, FakeRelease, ReleaseServer};
-use obs_upgrade_tests::{bin, sandbox};
+use obs_upgrade_tests::{bin, obs_upgrade, output_text, sandbox};
 
 /// The peak memory any single hostile input may cost.
 const MAX_PEAK_KIB: i64 = 100 * 1024;
@@ -78,14 +78,7 @@ impl Host {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin("obs-upgrade"))
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+        obs_upgrade(&self.root, args)
     }
 
     /// Every file of the host outside obs-upgrade's own state, cache and
@@ -149,20 +142,12 @@ fn children_peak_kib() -> i64 {
         .max_rss()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Runs `args` and checks the contract: exit `code`, `want` said, the host
 /// tree unchanged, the state small, the memory bounded.
 fn hostile(host: &Host, args: &[&str], code: i32, want: &str) -> String {
     let before = host.tree();
     let o = host.run(args);
-    let shown = text(&o);
+    let shown = output_text(&o);
     assert_eq!(o.status.code(), Some(code), "{shown}");
     assert!(shown.contains(want), "expected `{want}` in:\n{shown}");
     assert!(
@@ -318,7 +303,7 @@ fn a_tag_of_a_mebibyte_is_dropped_from_the_listing() {
         ));
     }
     let o = host.run(&["-v", "check"]);
-    let shown = text(&o);
+    let shown = output_text(&o);
     assert_eq!(o.status.code(), Some(0), "{shown}");
     assert!(
         shown.contains("skipping a release with a 1048576-byte tag"),

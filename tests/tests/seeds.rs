@@ -7,69 +7,45 @@
 //! server, with stand-ins that answer like the real binaries, supervised
 //! without systemd.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
 use obs_upgrade_tests::archives::{self, Entry};
-use obs_upgrade_tests::bin;
-use obs_upgrade_tests::release_server::{FakeAsset, FakeRelease, ReleaseServer};
+use obs_upgrade_tests::release_server::{FakeAsset, FakeRelease};
 use obs_upgrade_tests::sandbox::patched;
-use obs_upgrade_tests::world::free_port;
+use obs_upgrade_tests::world::{Sandbox, free_port};
+use obs_upgrade_tests::{bin, obs_upgrade, output_text};
 use upgrade_core::catalog::Platform;
-use upgrade_systemd::supervisor::{ProcessSpec, Supervisor, default_dir};
 
+/// A sandbox host (its supervisor stops every service when dropped) with
+/// the stand-in exporter to install and publish.
 struct Host {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    server: ReleaseServer,
-    supervisor: Supervisor,
+    sb: Sandbox,
     exporter: Vec<u8>,
-    units: Vec<String>,
 }
 
 impl Host {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
-        std::fs::create_dir_all(root.join("etc/obs-upgrade")).unwrap();
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(sb.root.path().join("etc/obs-upgrade")).unwrap();
         Host {
-            supervisor: Supervisor::new(default_dir(&root)),
-            root,
-            _dir: dir,
-            server: ReleaseServer::start(),
+            sb,
             exporter: std::fs::read(bin("sandbox-exporter")).unwrap(),
-            units: Vec::new(),
         }
     }
 
     /// Installs `name` at `version` by hand and runs it as `unit`.
-    fn install(&mut self, name: &str, version: &str, unit: &str, flags: &[String]) -> PathBuf {
-        let path = self.root.join("usr/local/bin").join(name);
-        std::fs::write(&path, patched(&self.exporter, version)).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let mut argv = vec![path.display().to_string()];
-        argv.extend(flags.iter().cloned());
-        self.supervisor
-            .define(
-                unit,
-                &ProcessSpec {
-                    argv,
-                    env: BTreeMap::new(),
-                    stop_timeout_secs: 5,
-                },
-            )
-            .unwrap();
-        self.supervisor.start_service(unit).unwrap();
-        self.units.push(unit.to_owned());
+    fn install(&self, name: &str, version: &str, unit: &str, flags: &[String]) -> PathBuf {
+        let path = self
+            .sb
+            .install_bytes(name, &patched(&self.exporter, version));
+        self.sb.run_service(unit, name, flags);
         path
     }
 
     /// A tarball holding the stand-in at `version` under `inner` (mode 0644,
-    /// as a careless packer would store it), and its checksum line.
+    /// as a careless packer would store it).
     fn tarball(&self, version: &str, inner: &str) -> Vec<u8> {
         let bin = patched(&self.exporter, version);
         let entries: Vec<Entry<'_>> = vec![(inner, bin.as_slice(), 0o644)];
@@ -77,47 +53,25 @@ impl Host {
     }
 
     fn stack(&self, yaml: &str) {
-        std::fs::write(self.root.join("etc/obs-upgrade/stack.yaml"), yaml).unwrap();
+        let path = self.sb.root.path().join("etc/obs-upgrade/stack.yaml");
+        std::fs::write(path, yaml).unwrap();
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(bin("obs-upgrade"))
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+        obs_upgrade(self.sb.root.path(), args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        let out = text(&o);
+        let out = output_text(&o);
         assert_eq!(o.status.code(), Some(0), "{args:?}: {out}");
         out
     }
 
     /// The unit's running pid.
     fn pid(&self, unit: &str) -> u32 {
-        self.supervisor.running_pid(unit).expect("running")
+        self.sb.supervisor.running_pid(unit).expect("running")
     }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        for u in &self.units {
-            let _ = self.supervisor.stop_service(u);
-        }
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn asset(name: &str, data: Vec<u8>) -> FakeAsset {
@@ -140,7 +94,7 @@ fn arch() -> String {
 
 #[test]
 fn php_fpm_exporter_from_github_through_check_apply_and_rollback() {
-    let mut h = Host::new();
+    let h = Host::new();
     let port = free_port();
     let link = h.install(
         "php-fpm_exporter",
@@ -172,13 +126,17 @@ fn php_fpm_exporter_from_github_through_check_apply_and_rollback() {
         release("2.2.0", "2026-01-01T00:00:00Z"),
         release("2.1.0", "2025-06-01T00:00:00Z"),
     ];
-    h.server
+    h.sb.server
         .state()
         .github
         .insert("hipages/php-fpm_exporter".into(), releases);
     h.stack(&format!(
-        "defaults: {{allow: minor, min_release_age: \"0\"}}\ncomponents:\n  phpfpm_exporter: {{api_url: '{}', port: {port}, health_deadline_secs: 5}}\n",
-        h.server.url()
+        concat!(
+            "defaults: {{allow: minor, min_release_age: \"0\"}}\ncomponents:\n",
+            "  phpfpm_exporter: {{api_url: '{url}', port: {port}, health_deadline_secs: 5}}\n",
+        ),
+        url = h.sb.server.url(),
+        port = port,
     ));
 
     // check reads the installed version through the `version` subcommand.
@@ -192,8 +150,12 @@ fn php_fpm_exporter_from_github_through_check_apply_and_rollback() {
     // The newest release starts but fails every request: rolled back, and
     // the service runs the old binary again.
     let o = h.run(&["apply", "--yes", "--component", "phpfpm_exporter"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("rolled back"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("rolled back"),
+        "{}",
+        output_text(&o)
+    );
     assert_eq!(printed(&link, &["version"]), "php-fpm_exporter 2.1.0\n");
 
     // The good one: verified by the running binary (there is no version metric).
@@ -220,9 +182,9 @@ fn php_fpm_exporter_from_github_through_check_apply_and_rollback() {
 
 #[test]
 fn fail2ban_exporter_from_gitlab_across_its_three_namings() {
-    let mut h = Host::new();
+    let h = Host::new();
     let port = free_port();
-    let socket = h.root.join("fail2ban.sock");
+    let socket = h.sb.root.path().join("fail2ban.sock");
     let link = h.install(
         "fail2ban_exporter",
         "0.4.0",
@@ -278,14 +240,20 @@ fn fail2ban_exporter_from_gitlab_across_its_three_namings() {
             ],
         )
     };
-    h.server.state().gitlab.insert(
+    h.sb.server.state().gitlab.insert(
         "hectorjsmith/fail2ban-prometheus-exporter".into(),
         vec![current, wrapped, legacy],
     );
     let stack = |track: &str| {
         format!(
-            "defaults: {{allow: major, min_release_age: \"0\"}}\ncomponents:\n  fail2ban_exporter: {{api_url: '{}', port: {port}, health_deadline_secs: 5, track: \"{track}\"}}\n",
-            h.server.url()
+            concat!(
+                "defaults: {{allow: major, min_release_age: \"0\"}}\ncomponents:\n",
+                "  fail2ban_exporter: {{api_url: '{url}', port: {port}, ",
+                "health_deadline_secs: 5, track: \"{track}\"}}\n",
+            ),
+            url = h.sb.server.url(),
+            port = port,
+            track = track,
         )
     };
 
@@ -324,7 +292,8 @@ fn fail2ban_exporter_from_gitlab_across_its_three_namings() {
     assert!(out.contains("0.7.2"), "{out}");
     // Every download came from the GitLab API's listing.
     assert!(
-        !h.server
+        !h.sb
+            .server
             .seen("/api/v4/projects/hectorjsmith%2Ffail2ban-prometheus-exporter/releases")
             .is_empty()
     );

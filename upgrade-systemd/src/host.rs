@@ -53,11 +53,10 @@ impl LocalInspector {
             .map(str::trim)
             .filter_map(|l| l.strip_prefix("ExecStart="))
             .rfind(|l| !l.is_empty())?;
-        let prog = line
-            .trim_start_matches(['-', '@', '+', '!', ':'])
-            .split_whitespace()
+        let prog = upgrade_core::endpoint::split_command(line)
+            .into_iter()
             .next()?;
-        Some(self.layout.host(prog))
+        Some(self.layout.host(&prog))
     }
 
     /// Where the component's main binary is.

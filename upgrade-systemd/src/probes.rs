@@ -107,11 +107,15 @@ pub struct Access {
 }
 
 impl Access {
-    fn agent(&self, timeout: Duration) -> Result<ureq::Agent, String> {
+    /// An HTTP client trusting `ca_file` and presenting `client_cert`; each
+    /// request sets its own timeout. Built once per probe, not per attempt.
+    fn agent(&self) -> Result<ureq::Agent, String> {
         use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+        // No pooled connections: an attempt after a restart must not reuse
+        // one to the process that was replaced.
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(timeout));
+            .max_idle_connections(0);
         if self.ca_file.is_none() && self.client_cert.is_none() {
             return Ok(config.build().into());
         }
@@ -154,6 +158,8 @@ impl Access {
     }
 
     fn authorization(&self) -> Result<Option<String>, String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
         use upgrade_core::endpoint::Auth;
         let secret = |p: &str| {
             let bytes = upgrade_state::fsutil::read_capped(std::path::Path::new(p), 64 << 10)
@@ -168,35 +174,12 @@ impl Access {
             None => None,
             Some(Auth::Basic(b)) => {
                 let pass = secret(&b.password_file)?;
-                Some(format!(
-                    "Basic {}",
-                    base64(format!("{}:{pass}", b.username).as_bytes())
-                ))
+                let pair = format!("{}:{pass}", b.username);
+                Some(format!("Basic {}", STANDARD.encode(pair)))
             }
             Some(Auth::BearerFile(f)) => Some(format!("Bearer {}", secret(f)?)),
         })
     }
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 impl Probe {
@@ -301,8 +284,22 @@ impl Report {
     }
 }
 
-fn http_get(url: &str, timeout: Duration, access: &Access) -> Result<(u16, String), String> {
-    let mut req = access.agent(timeout)?.get(url);
+/// The client of a probe, or why it could not be built (an unreadable CA).
+type Client = Result<ureq::Agent, String>;
+
+fn http_get(
+    client: &Client,
+    url: &str,
+    timeout: Duration,
+    access: &Access,
+) -> Result<(u16, String), String> {
+    let mut req = client
+        .as_ref()
+        .map_err(Clone::clone)?
+        .get(url)
+        .config()
+        .timeout_global(Some(timeout))
+        .build();
     if let Some(h) = access.authorization()? {
         req = req.header("Authorization", &h);
     }
@@ -333,6 +330,16 @@ pub fn attempt_with(
     control: Option<&dyn ServiceControl>,
     access: &Access,
 ) -> Result<String, String> {
+    attempt_on(check, timeout, control, access, &access.agent())
+}
+
+fn attempt_on(
+    check: &Check,
+    timeout: Duration,
+    control: Option<&dyn ServiceControl>,
+    access: &Access,
+    client: &Client,
+) -> Result<String, String> {
     match check {
         Check::UnitActive { unit, n_restarts } => {
             let c = control.ok_or("no service manager to ask")?;
@@ -357,7 +364,7 @@ pub fn attempt_with(
                 .map_err(|e| e.to_string())
         }
         Check::Http { url, body } => {
-            let (status, text) = http_get(url, timeout, access)?;
+            let (status, text) = http_get(client, url, timeout, access)?;
             if !(200..300).contains(&status) {
                 return Err(format!(
                     "HTTP {status}: {}",
@@ -370,7 +377,7 @@ pub fn attempt_with(
             Ok(format!("HTTP {status}"))
         }
         Check::Metrics { url, names } => {
-            let (status, text) = http_get(url, timeout, access)?;
+            let (status, text) = http_get(client, url, timeout, access)?;
             if status != 200 {
                 return Err(format!("HTTP {status}"));
             }
@@ -393,7 +400,7 @@ pub fn attempt_with(
             version,
             optional,
         } => {
-            let (status, text) = http_get(url, timeout, access)?;
+            let (status, text) = http_get(client, url, timeout, access)?;
             if status != 200 {
                 return Err(format!("HTTP {status}"));
             }
@@ -500,15 +507,17 @@ pub fn run(probes: &[Probe], deadline: Duration, control: Option<&dyn ServiceCon
     let mut results = Vec::new();
     for p in probes {
         let start = Instant::now();
+        let client = p.access.agent();
         let mut attempts = 0;
         let (ok, detail) = loop {
             attempts += 1;
             let left = end.saturating_duration_since(Instant::now());
-            let r = attempt_with(
+            let r = attempt_on(
                 &p.check,
                 p.timeout.min(left.max(Duration::from_millis(50))),
                 control,
                 &p.access,
+                &client,
             );
             match r {
                 Ok(d) => break (true, d),
