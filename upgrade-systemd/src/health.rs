@@ -102,12 +102,20 @@ impl CatalogHealth {
                 let bytes = upgrade_state::fsutil::read_capped(std::path::Path::new(path), 1 << 20)
                     .map_err(|e| {
                         format!(
-                            "{}: cannot read the web config {path} named by {source}: {e}",
+                            "{}: cannot read the web config {path} named by {source}: {e}; \
+                             make it readable by root, or set `endpoint.scheme` (and its \
+                             credentials) for this component to skip reading it",
                             component.name
                         )
                     })?;
-                let wc = endpoint::parse_web_config(&String::from_utf8_lossy(&bytes))
-                    .map_err(|e| format!("{}: web config {path}: {e}", component.name))?;
+                let wc =
+                    endpoint::parse_web_config(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+                        format!(
+                            "{}: web config {path} is not valid YAML: {e}; fix it (the service \
+                             reads it too), or set `endpoint.scheme` to skip reading it",
+                            component.name
+                        )
+                    })?;
                 Some((path.to_owned(), wc))
             }
             None => None,
