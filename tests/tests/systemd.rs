@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use obs_upgrade_tests::{fixtures, nsd};
+use upgrade_core::catalog::RestartStrategy;
 use upgrade_core::ports::ServiceControl;
 use upgrade_systemd::probes::{self, Check, Probe};
-use upgrade_systemd::strategy::Strategy;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -232,8 +232,8 @@ fn node_exporter_on_a_real_systemd() {
     );
     let status = sd.status("ne-sock.service").unwrap();
     assert!(status.socket_activated(), "{status:?}");
-    let strategy = Strategy::for_unit(&sd, "ne-sock.service").unwrap();
-    assert_eq!(strategy, Strategy::SocketActivated);
+    // `restart` on a socket-activated unit restarts only the service.
+    let strategy = RestartStrategy::Restart;
     let poller = Poller::start(sport);
     std::thread::sleep(Duration::from_millis(200));
     for _ in 0..5 {
@@ -246,6 +246,22 @@ fn node_exporter_on_a_real_systemd() {
     eprintln!("socket-activated restarts: {refused} refused, {failed} failed, {ok} ok scrapes");
     assert_eq!(refused, 0, "no refused connection with socket activation");
     assert!(ok > 10, "the poller scraped: {ok}");
+
+    // `stop-start`: the swap happens while the service is stopped.
+    let mut state_at_swap = String::new();
+    let pid_before = sd.status(unit).unwrap().main_pid;
+    RestartStrategy::StopStart
+        .apply(&sd, unit, &mut || {
+            state_at_swap = sd.status(unit)?.active_state;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(state_at_swap, "inactive");
+    let after = sd.status(unit).unwrap();
+    assert!(
+        after.is_running() && after.main_pid != pid_before,
+        "{after:?}"
+    );
 
     // Unit backup and restore.
     let backup = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -101,14 +101,97 @@ impl Default for AssetVariant {
     }
 }
 
-/// How a running service reloads its configuration.
+/// How a switch reaches the running service.
+///
+/// A socket-activated unit (a `.socket` triggers it) keeps its listening
+/// socket either way: only the service restarts, so connections queue
+/// instead of being refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartStrategy {
+    /// Swap the binary, then one `restart` (the shortest gap).
+    #[default]
+    Restart,
+    /// Stop, swap, start: for services that must not run while the binary
+    /// changes (they re-exec themselves, or hold the old file open).
+    StopStart,
+}
+
+impl RestartStrategy {
+    /// Runs the switch: `swap` changes the binary (the `current` link).
+    pub fn apply(
+        self,
+        control: &dyn crate::ports::ServiceControl,
+        unit: &str,
+        swap: &mut dyn FnMut() -> Result<(), crate::ports::PortError>,
+    ) -> Result<(), crate::ports::PortError> {
+        match self {
+            RestartStrategy::Restart => {
+                swap()?;
+                control.restart(unit)
+            }
+            RestartStrategy::StopStart => {
+                control.stop(unit)?;
+                swap()?;
+                control.start(unit)
+            }
+        }
+    }
+}
+
+/// Checks beyond "the process answers", each off unless set: they decide
+/// like any probe (a failure rolls back).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// A Prometheus that scrapes the component: its targets must be `up`,
+    /// scraped after the restart, within the health deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusTarget>,
+    /// Metric names that must be in the component's exposition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<String>,
+    /// Regular expressions: a line of the unit's journal since the restart
+    /// matching any of them fails the check (`level=error`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal_errors: Vec<String>,
+    /// Seconds the unit must then stay up without a restart (same main
+    /// process, checks passing at the end) before the version is marked good.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub settle_secs: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Verify {
+    /// Whether any check is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Verify::default()
+    }
+}
+
+/// Which targets of which Prometheus must be up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum Reload {
-    /// Send this signal (`HUP`).
-    Signal(String),
-    /// POST to this path on the service's port (`/-/reload`).
-    Http(String),
+#[serde(deny_unknown_fields)]
+pub struct PrometheusTarget {
+    /// Its base URL (`http://127.0.0.1:9090`, with any route prefix).
+    pub url: String,
+    /// The targets' `job` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The targets' `instance` label; without `job` or `instance`, the
+    /// targets scraping the component's own address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// A PEM CA file trusted for that URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// A file holding a bearer token for its API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
 }
 
 /// The catalog facts of a component, each written once, here: `name: Type =
@@ -199,9 +282,13 @@ macro_rules! component_facts {
             /// The configuration check, run with the new release's binaries (argv template).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             config_check: Option<Vec<String>> = None,
-            /// How to reload configuration without a restart.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            reload: Option<crate::catalog::Reload> = None,
+            /// How a switch reaches the running service (`restart`, `stop-start`).
+            #[serde(default)]
+            restart: crate::catalog::RestartStrategy = crate::catalog::RestartStrategy::Restart,
+            /// Checks beyond "the process answers" (Prometheus target, metrics, journal,
+            /// settle period).
+            #[serde(default, skip_serializing_if = "crate::catalog::Verify::is_empty")]
+            verify: crate::catalog::Verify = crate::catalog::Verify::default(),
             /// The systemd unit.
             unit: String = String::new(),
             /// The phase it belongs to.
@@ -475,7 +562,6 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
     am.ready_path = Some("/-/ready".into());
     am.config_path = Some("/etc/alertmanager/alertmanager.yml".into());
     am.config_check = Some(argv(&["{dir}/amtool", "check-config", "{config}"]));
-    am.reload = Some(Reload::Http("/-/reload".into()));
     c.insert("alertmanager".into(), am);
 
     let mut prom = promu(
@@ -491,7 +577,6 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
     prom.ready_path = Some("/-/ready".into());
     prom.config_path = Some("/etc/prometheus/prometheus.yml".into());
     prom.config_check = Some(argv(&["{dir}/promtool", "check", "config", "{config}"]));
-    prom.reload = Some(Reload::Signal("HUP".into()));
     prom.lts = vec![req("~2.53"), req("~3.5")];
     prom.health_deadline_secs = 120;
     c.insert("prometheus".into(), prom);

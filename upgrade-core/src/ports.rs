@@ -89,13 +89,17 @@ pub trait ArtifactStore {
     /// Removes a version; the current and last known-good ones are refused.
     fn remove(&self, component: &str, version: &Version) -> Result<(), PortError>;
     /// Copies an unmanaged binary (and the component's other binaries beside
-    /// it) into the store as `version`, makes it `current`, and replaces the
-    /// binary by a link into `current`, atomically. A no-op when already there.
+    /// it) into the store as `version` and makes it `current`. With
+    /// `replace`, each binary is then replaced by a link into `current`,
+    /// atomically; without, the binaries are left untouched and the links
+    /// are made in the bin directory (`/usr/local/bin/<name>`). A no-op when
+    /// already there.
     fn adopt(
         &self,
         component: &Component,
         binary: &Path,
         version: &Version,
+        replace: bool,
     ) -> Result<(), PortError>;
     /// Makes every binary link (`/usr/local/bin/<name>`) point into `current`.
     fn link_binaries(&self, component: &Component) -> Result<(), PortError>;
@@ -116,6 +120,15 @@ pub struct Installed {
     pub version: Version,
     /// Whether it is already a link into the store.
     pub managed: bool,
+    /// The package that owns the binary (`prometheus-node-exporter (dpkg)`):
+    /// never overwritten, the unit is redirected instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Whether the binary may be replaced by a link into the store: it is in
+    /// the tool's bin directory and no package owns it. Otherwise the unit is
+    /// redirected to the managed link and the binary is left alone.
+    #[serde(default)]
+    pub replaceable: bool,
 }
 
 /// Looks at installed and staged binaries and runs checks.
@@ -331,6 +344,33 @@ pub trait ServiceControl: Send + Sync {
     fn restart(&self, unit: &str) -> Result<(), PortError>;
     /// Asks it to reload its configuration.
     fn reload(&self, unit: &str) -> Result<(), PortError>;
+    /// Re-reads unit definitions after files changed (systemd's
+    /// `daemon-reload`); nothing where nothing caches them.
+    fn reload_units(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+    /// Whether [`ServiceControl::redirect`] is possible here.
+    fn supports_redirect(&self) -> bool {
+        false
+    }
+    /// Makes `unit` run `program` instead of the program its `ExecStart=`
+    /// names, every argument kept, through a drop-in the tool owns (the unit
+    /// file and the binary it named stay untouched), then re-reads units.
+    /// `why` is written into the drop-in. Returns the drop-in's path.
+    fn redirect(&self, unit: &str, program: &Path, why: &str) -> Result<PathBuf, PortError> {
+        let _ = (program, why);
+        Err(format!(
+            "this service manager cannot redirect {unit} to another binary (no drop-ins); \
+             run it under systemd"
+        )
+        .into())
+    }
+    /// Removes that drop-in and re-reads units: the unit runs its own
+    /// `ExecStart=` again from its next start. The removed drop-in, if any.
+    fn unredirect(&self, unit: &str) -> Result<Option<PathBuf>, PortError> {
+        let _ = unit;
+        Ok(None)
+    }
 }
 
 /// Judges whether a component is healthy at a version.
@@ -341,6 +381,17 @@ pub trait HealthProbe: Send + Sync {
         component: &Component,
         expected: &Version,
     ) -> Result<crate::journal::HealthRecord, PortError>;
+
+    /// After a switch to `expected`: [`HealthProbe::check`], then the
+    /// component's `verify` checks (Prometheus target, metrics, journal,
+    /// settle period). The same as `check` by default.
+    fn check_after_switch(
+        &self,
+        component: &Component,
+        expected: &Version,
+    ) -> Result<crate::journal::HealthRecord, PortError> {
+        self.check(component, expected)
+    }
 }
 
 /// A notifier that only logs (the default when none is configured).

@@ -153,11 +153,7 @@ impl CatalogHealth {
             if let Some(why) = ep.missing.first() {
                 return Err(format!("{}: {why}", component.name).into());
             }
-            let access = Access {
-                ca_file: ep.ca_file.as_ref().map(Into::into),
-                client_cert: ep.client_cert.as_ref().map(|(c, k)| (c.into(), k.into())),
-                auth: ep.auth.clone(),
-            };
+            let access = access_of(ep);
             if let Some(path) = spec.ready_path.as_ref().or(spec.health_path.as_ref()) {
                 // `/metrics` in the catalog is the metrics path, wherever it moved.
                 let url = if path == "/metrics" {
@@ -197,12 +193,193 @@ impl CatalogHealth {
     }
 }
 
+impl CatalogHealth {
+    /// The component's `verify` probes after a switch: named metrics, its
+    /// Prometheus targets, its journal since the process started.
+    pub fn verify_probes_for(&self, component: &Component) -> Result<Vec<Probe>, PortError> {
+        let spec = &component.spec;
+        let verify = &spec.verify;
+        if verify.is_empty() {
+            return Ok(Vec::new());
+        }
+        let status = self.control.status(&spec.unit)?;
+        let since_ms = started_unix_ms(&status);
+        let endpoint = self.endpoint(component, &status)?;
+        let mut out = Vec::new();
+        if !verify.metrics.is_empty() {
+            let ep = endpoint.as_ref().ok_or_else(|| {
+                format!(
+                    "{}: `verify.metrics` needs the service's address; set `port` or \
+                     `endpoint.address`",
+                    component.name
+                )
+            })?;
+            out.push(
+                Probe::new(Check::Metrics {
+                    url: ep.metrics_url(),
+                    names: verify.metrics.clone(),
+                })
+                .with_access(access_of(ep)),
+            );
+        }
+        if let Some(p) = &verify.prometheus {
+            let address = endpoint.as_ref().map(|e| e.address.clone());
+            if p.job.is_none() && p.instance.is_none() && address.is_none() {
+                return Err(format!(
+                    "{}: `verify.prometheus` needs `job` or `instance`, or the service's address",
+                    component.name
+                )
+                .into());
+            }
+            out.push(
+                Probe::new(Check::PrometheusTarget {
+                    api: p.url.clone(),
+                    job: p.job.clone(),
+                    instance: p.instance.clone(),
+                    address: address.unwrap_or_default(),
+                    since_ms,
+                })
+                .with_access(Access {
+                    ca_file: p.ca_file.as_ref().map(Into::into),
+                    client_cert: None,
+                    auth: p
+                        .bearer_token_file
+                        .clone()
+                        .map(upgrade_core::endpoint::Auth::BearerFile),
+                }),
+            );
+        }
+        if !verify.journal_errors.is_empty() {
+            if status.started_monotonic_us == 0 {
+                return Err(format!(
+                    "{}: `verify.journal_errors` reads systemd's journal, and {} is not run \
+                     by systemd here; remove the key for this host",
+                    component.name, spec.unit
+                )
+                .into());
+            }
+            out.push(Probe::new(Check::Journal {
+                unit: spec.unit.clone(),
+                patterns: verify.journal_errors.clone(),
+                since_ms,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn deadline(&self, component: &Component) -> Duration {
+        self.deadline_override
+            .unwrap_or(Duration::from_secs(component.spec.health_deadline_secs))
+    }
+
+    /// Watches the unit for `settle`: the same main process, running, not
+    /// restarted; then the probes once more.
+    fn settle(
+        &self,
+        component: &Component,
+        probes: &[Probe],
+        settle: Duration,
+    ) -> Result<probes::ProbeResult, PortError> {
+        let unit = &component.spec.unit;
+        let first = self.control.status(unit)?;
+        let start = std::time::Instant::now();
+        let fail = |detail: String| probes::ProbeResult {
+            name: format!("settle {} s", settle.as_secs()),
+            ok: false,
+            decides: true,
+            attempts: 1,
+            detail,
+            elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        while start.elapsed() < settle {
+            std::thread::sleep(Duration::from_millis(250).min(settle));
+            let now = self.control.status(unit)?;
+            let after = start.elapsed().as_secs_f64();
+            if !now.is_running() {
+                return Ok(fail(format!(
+                    "{unit} became {} ({}) after {after:.1} s",
+                    now.active_state, now.sub_state
+                )));
+            }
+            if now.main_pid != first.main_pid || now.n_restarts != first.n_restarts {
+                return Ok(fail(format!(
+                    "{unit} restarted after {after:.1} s (pid {} → {}, restarts {} → {})",
+                    first.main_pid.unwrap_or(0),
+                    now.main_pid.unwrap_or(0),
+                    first.n_restarts,
+                    now.n_restarts
+                )));
+            }
+        }
+        let again = probes::run(
+            probes,
+            self.deadline(component),
+            Some(self.control.as_ref()),
+        );
+        if !again.healthy {
+            let why: Vec<String> = again.to_record().detail;
+            return Ok(fail(format!(
+                "checks failed at the end: {}",
+                why.join("; ")
+            )));
+        }
+        let mut ok = fail(format!(
+            "pid {} stayed up, checks pass at the end",
+            first.main_pid.unwrap_or(0)
+        ));
+        ok.ok = true;
+        Ok(ok)
+    }
+}
+
+/// How an HTTP check reaches an endpoint.
+fn access_of(ep: &Endpoint) -> Access {
+    Access {
+        ca_file: ep.ca_file.as_ref().map(Into::into),
+        client_cert: ep.client_cert.as_ref().map(|(c, k)| (c.into(), k.into())),
+        auth: ep.auth.clone(),
+    }
+}
+
+/// When the unit's main process started, in Unix milliseconds: from the
+/// manager's monotonic timestamp; now when unknown.
+fn started_unix_ms(status: &ServiceStatus) -> i64 {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    if status.started_monotonic_us == 0 {
+        return now_ms;
+    }
+    let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mono_us = i128::from(mono.tv_sec) * 1_000_000 + i128::from(mono.tv_nsec) / 1000;
+    let ago_ms = (mono_us - i128::from(status.started_monotonic_us)).max(0) / 1000;
+    now_ms - i64::try_from(ago_ms).unwrap_or(0)
+}
+
 impl HealthProbe for CatalogHealth {
     fn check(&self, component: &Component, expected: &Version) -> Result<HealthRecord, PortError> {
         let probes = self.probes_for(component, expected)?;
-        let deadline = self
-            .deadline_override
-            .unwrap_or(Duration::from_secs(component.spec.health_deadline_secs));
-        Ok(probes::run(&probes, deadline, Some(self.control.as_ref())).to_record())
+        Ok(probes::run(
+            &probes,
+            self.deadline(component),
+            Some(self.control.as_ref()),
+        )
+        .to_record())
+    }
+
+    fn check_after_switch(
+        &self,
+        component: &Component,
+        expected: &Version,
+    ) -> Result<HealthRecord, PortError> {
+        let mut probes = self.probes_for(component, expected)?;
+        probes.extend(self.verify_probes_for(component)?);
+        let control = Some(self.control.as_ref());
+        let mut report = probes::run(&probes, self.deadline(component), control);
+        let settle = component.spec.verify.settle_secs;
+        if report.healthy && settle > 0 {
+            let r = self.settle(component, &probes, Duration::from_secs(settle))?;
+            report.healthy = r.ok;
+            report.results.push(r);
+        }
+        Ok(report.to_record())
     }
 }

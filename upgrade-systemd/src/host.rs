@@ -45,17 +45,38 @@ impl LocalInspector {
         self
     }
 
-    /// The program of a unit's `ExecStart=` (prefixes `-@+!:` dropped), root-prefixed.
+    /// The unit directories searched, highest priority first: the configured
+    /// one, then systemd's standard ones under the root.
+    pub fn unit_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.unit_dir.clone()];
+        for d in crate::units::UNIT_DIRS {
+            let d = self.layout.host(d);
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        dirs
+    }
+
+    /// The unit's files as systemd would read them (fragment and drop-ins).
+    pub fn unit_files(&self, unit: &str) -> crate::units::UnitFiles {
+        crate::units::UnitFiles::find(&self.unit_dirs(), unit)
+    }
+
+    /// The program of a unit's effective `ExecStart=` (drop-ins applied,
+    /// prefixes `-@+!:` dropped), as a path on this host: root-prefixed,
+    /// unless the unit already names a path under the root.
     pub fn exec_start(&self, unit: &str) -> Option<PathBuf> {
-        let text = fs::read_to_string(self.unit_dir.join(unit)).ok()?;
-        let line = text
-            .lines()
-            .map(str::trim)
-            .filter_map(|l| l.strip_prefix("ExecStart="))
-            .rfind(|l| !l.is_empty())?;
-        let prog = upgrade_core::endpoint::split_command(line)
-            .into_iter()
-            .next()?;
+        let own = self
+            .unit_dir
+            .join(format!("{unit}.d"))
+            .join(crate::units::DROP_IN);
+        let line = self.unit_files(unit).exec_start_except(Some(&own))?;
+        let prog = crate::units::program_of(&line)?;
+        let root = self.layout.root();
+        if root != Path::new("/") && Path::new(&prog).starts_with(root) {
+            return Some(PathBuf::from(prog));
+        }
         Some(self.layout.host(&prog))
     }
 
@@ -67,6 +88,68 @@ impl LocalInspector {
         }
         self.exec_start(&component.spec.unit).filter(|p| p.exists())
     }
+
+    /// The package that owns a binary, when a package manager does: dpkg's
+    /// file lists under the root, else `rpm -qf` where an rpm database is.
+    pub fn package_owner(&self, binary: &Path) -> Option<String> {
+        let root = self.layout.root();
+        let host = Path::new("/").join(binary.strip_prefix(root).unwrap_or(binary));
+        let host = host.to_string_lossy().into_owned();
+        // Merged /usr: a package may list /bin/x for /usr/bin/x and back.
+        let mut names = vec![host.clone()];
+        if let Some(rest) = host.strip_prefix("/usr") {
+            names.push(rest.to_owned());
+        } else {
+            names.push(format!("/usr{host}"));
+        }
+        if let Some(p) = dpkg_owner(&self.layout.host("/var/lib/dpkg/info"), &names) {
+            return Some(format!("{p} (dpkg)"));
+        }
+        let rpm_db = ["/var/lib/rpm", "/usr/lib/sysimage/rpm"]
+            .iter()
+            .any(|d| self.layout.host(d).is_dir());
+        if rpm_db {
+            let out = duct::cmd!(
+                "rpm",
+                "--root",
+                root,
+                "-qf",
+                "--queryformat",
+                "%{NAME}",
+                &host
+            )
+            .stdout_capture()
+            .stderr_null()
+            .unchecked()
+            .run()
+            .ok()?;
+            let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if out.status.success() && !name.is_empty() && !name.contains(' ') {
+                return Some(format!("{name} (rpm)"));
+            }
+        }
+        None
+    }
+}
+
+/// The dpkg package whose file list (`<info>/<package>.list`) holds one of `paths`.
+fn dpkg_owner(info: &Path, paths: &[String]) -> Option<String> {
+    let entries = fs::read_dir(info).ok()?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(package) = name.strip_suffix(".list") else {
+            continue;
+        };
+        let Ok(bytes) = upgrade_state::fsutil::read_capped(&e.path(), 64 << 20) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        if text.lines().any(|l| paths.iter().any(|p| p == l)) {
+            // `package:arch.list` on multi-arch hosts.
+            return Some(package.split(':').next().unwrap_or(package).to_owned());
+        }
+    }
+    None
 }
 
 impl Inspector for LocalInspector {
@@ -83,10 +166,18 @@ impl Inspector for LocalInspector {
         let store = self.layout.store_dir().join(&component.name);
         let managed = fs::symlink_metadata(&binary).is_ok_and(|m| m.file_type().is_symlink())
             && fs::read_link(&binary).is_ok_and(|t| t.starts_with(&store));
+        let package = if managed {
+            None
+        } else {
+            self.package_owner(&binary)
+        };
+        let in_bin = binary == self.layout.bin_dir().join(component.spec.main_binary());
         Ok(Some(Installed {
+            replaceable: in_bin && package.is_none(),
             binary,
             version,
             managed,
+            package,
         }))
     }
 
@@ -166,6 +257,13 @@ impl FileBackup {
         out.into_iter().filter(|p| p.is_file()).collect()
     }
 
+    /// The tool's own drop-in for the component's unit, whether there or not.
+    fn own_drop_in(&self, component: &Component) -> PathBuf {
+        self.unit_dir
+            .join(format!("{}.d", component.spec.unit))
+            .join(crate::units::DROP_IN)
+    }
+
     fn saved_path(&self, dir: &Path, host: &Path) -> PathBuf {
         let rel = host.strip_prefix(&self.layout.root).unwrap_or(host);
         dir.join("files").join(rel.strip_prefix("/").unwrap_or(rel))
@@ -183,6 +281,9 @@ enum Saved {
         uid: u32,
         gid: u32,
     },
+    /// A file that was not there (the tool's drop-in before it wrote it):
+    /// a restore removes it.
+    Absent { absent: String },
     /// A manifest from before ownership was recorded: a path alone.
     Legacy(String),
 }
@@ -220,7 +321,27 @@ impl Backup for FileBackup {
     fn backup(&self, component: &Component, dir: &Path) -> Result<Vec<PathBuf>, PortError> {
         let mut saved = Vec::new();
         let mut manifest = Vec::new();
+        // A backup taken already (the same step, resumed after a crash) is
+        // kept: the files may have changed since, by this very step.
+        let existing = dir.join("manifest.json");
+        if let Ok(bytes) = upgrade_state::fsutil::read_capped(&existing, 1 << 20)
+            && let Ok(entries) = serde_json::from_slice::<Vec<Saved>>(&bytes)
+        {
+            return Ok(entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    Saved::File { path, .. } | Saved::Legacy(path) => Some(PathBuf::from(path)),
+                    Saved::Absent { .. } => None,
+                })
+                .collect());
+        }
         mkdir_private(dir)?;
+        let own = self.own_drop_in(component);
+        if !own.exists() {
+            manifest.push(Saved::Absent {
+                absent: own.display().to_string(),
+            });
+        }
         for src in self.sources(component) {
             let to = self.saved_path(dir, &src);
             if let Some(p) = to.parent() {
@@ -258,6 +379,17 @@ impl Backup for FileBackup {
             .map_err(|e| format!("the backup manifest {} is damaged: {e}", path.display()))?;
         for entry in manifest {
             let (host, own) = match entry {
+                Saved::Absent { absent } => {
+                    let path = PathBuf::from(absent);
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(format!("cannot remove {}: {e}", path.display()).into());
+                        }
+                    }
+                    continue;
+                }
                 Saved::File {
                     path,
                     mode,

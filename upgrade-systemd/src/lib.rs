@@ -8,11 +8,12 @@
 //!   SIGKILL).
 //! - [`probes`]: composable health probes with one shared deadline;
 //!   [`health::CatalogHealth`] builds them from the catalog.
-//! - [`strategy`]: restart, stop–swap–start, reload, socket-activated restart.
 //! - [`detect`]: `--version` of an installed binary, stdout and stderr both.
 //! - [`host`]: the `Inspector` and `Backup` ports on the local file system.
 //! - [`notify`]: webhooks, chat, command hooks and mail (the `Notifier` port).
 //! - [`timers`]: the systemd units of unattended operation.
+//! - [`units`]: unit files as systemd reads them (standard directories,
+//!   drop-ins, the effective `ExecStart=`) and obs-upgrade's own drop-in.
 //!
 //! ```
 //! use std::time::Duration;
@@ -26,8 +27,6 @@
 //! ```
 //!
 //! # Limitations
-//! - Reload over HTTP needs the service address and is done by the engine,
-//!   not by [`strategy::Strategy::apply`].
 //! - The supervisor does not restart crashed services by itself.
 
 #![warn(missing_docs)]
@@ -38,7 +37,7 @@ pub mod health;
 pub mod host;
 pub mod notify;
 pub mod probes;
-pub mod strategy;
 pub mod supervisor;
 pub mod systemctl;
 pub mod timers;
+pub mod units;

@@ -75,6 +75,30 @@ pub enum Check {
         /// The command line.
         argv: Vec<String>,
     },
+    /// A Prometheus scrapes the component: every matching active target is
+    /// `up` and was scraped after `since_ms` (the restart).
+    PrometheusTarget {
+        /// Its base URL.
+        api: String,
+        /// The targets' `job` label.
+        job: Option<String>,
+        /// The targets' `instance` label.
+        instance: Option<String>,
+        /// Without `job` and `instance`: targets whose scrape URL has this
+        /// `host:port` (the component's address).
+        address: String,
+        /// Unix milliseconds: a scrape from before does not count.
+        since_ms: i64,
+    },
+    /// No line of the unit's journal since `since_ms` matches a pattern.
+    Journal {
+        /// The unit.
+        unit: String,
+        /// Regular expressions.
+        patterns: Vec<String>,
+        /// Unix milliseconds: lines from before are not read.
+        since_ms: i64,
+    },
 }
 
 /// A check with its timing.
@@ -223,6 +247,19 @@ impl Probe {
             } => format!("{metric} version {version}"),
             Check::RunningBinary { unit, .. } => format!("{unit} runs the release's binary"),
             Check::Command { argv } => format!("command {}", argv.join(" ")),
+            Check::PrometheusTarget {
+                api, job, instance, ..
+            } => {
+                let mut what = Vec::new();
+                what.extend(job.as_ref().map(|j| format!("job={j}")));
+                what.extend(instance.as_ref().map(|i| format!("instance={i}")));
+                if what.is_empty() {
+                    format!("prometheus {api} scrapes it")
+                } else {
+                    format!("prometheus {api} target {} up", what.join(","))
+                }
+            }
+            Check::Journal { unit, .. } => format!("journal of {unit} has no error lines"),
         };
         if self.decides {
             name
@@ -429,6 +466,33 @@ fn attempt_on(
             expected,
             store,
         } => running_binary(unit, expected, store, control),
+        Check::PrometheusTarget {
+            api,
+            job,
+            instance,
+            address,
+            since_ms,
+        } => {
+            let url = format!("{}/api/v1/targets?state=active", api.trim_end_matches('/'));
+            let (status, text) = http_get(client, &url, timeout, access)?;
+            if status != 200 {
+                return Err(format!(
+                    "{url}: HTTP {status}: {}",
+                    text.trim().chars().take(120).collect::<String>()
+                ));
+            }
+            let want = TargetFilter {
+                job: job.as_deref(),
+                instance: instance.as_deref(),
+                address,
+            };
+            prometheus_targets(&text, &want, *since_ms)
+        }
+        Check::Journal {
+            unit,
+            patterns,
+            since_ms,
+        } => journal_errors(unit, patterns, *since_ms, timeout),
         Check::Command { argv } => {
             let (prog, args) = argv.split_first().ok_or("empty command")?;
             let handle = duct::cmd(prog, args)
@@ -460,6 +524,175 @@ fn attempt_on(
             }
         }
     }
+}
+
+/// Which targets a Prometheus check looks at.
+struct TargetFilter<'a> {
+    job: Option<&'a str>,
+    instance: Option<&'a str>,
+    address: &'a str,
+}
+
+/// Judges `/api/v1/targets` output: the matching targets, all up and
+/// scraped since `since_ms`.
+fn prometheus_targets(
+    text: &str,
+    want: &TargetFilter<'_>,
+    since_ms: i64,
+) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Data,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Data {
+        active_targets: Vec<Target>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Target {
+        #[serde(default)]
+        labels: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        scrape_url: String,
+        #[serde(default)]
+        health: String,
+        #[serde(default)]
+        last_error: String,
+        #[serde(default)]
+        last_scrape: String,
+    }
+    let answer: Answer =
+        serde_json::from_str(text).map_err(|e| format!("not a Prometheus targets answer: {e}"))?;
+    let by_address = want.job.is_none() && want.instance.is_none();
+    let matching: Vec<&Target> = answer
+        .data
+        .active_targets
+        .iter()
+        .filter(|t| {
+            if by_address {
+                let host_port = t
+                    .scrape_url
+                    .split_once("://")
+                    .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+                return host_port == want.address;
+            }
+            want.job
+                .is_none_or(|j| t.labels.get("job").map(String::as_str) == Some(j))
+                && want
+                    .instance
+                    .is_none_or(|i| t.labels.get("instance").map(String::as_str) == Some(i))
+        })
+        .collect();
+    if matching.is_empty() {
+        return Err(if by_address {
+            format!("no active target scrapes {}", want.address)
+        } else {
+            "no active target has those labels".into()
+        });
+    }
+    for t in &matching {
+        let name = t.labels.get("instance").unwrap_or(&t.scrape_url);
+        if t.health != "up" {
+            return Err(format!(
+                "target {name} is {}: {}",
+                if t.health.is_empty() {
+                    "unknown"
+                } else {
+                    &t.health
+                },
+                t.last_error
+            ));
+        }
+        let scraped = t
+            .last_scrape
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| format!("target {name}: lastScrape `{}`: {e}", t.last_scrape))?;
+        if scraped.as_millisecond() < since_ms {
+            return Err(format!(
+                "target {name} was last scraped at {scraped}, before the restart; \
+                 waiting for a scrape"
+            ));
+        }
+    }
+    Ok(format!(
+        "{} target(s) up, scraped since the restart",
+        matching.len()
+    ))
+}
+
+/// Runs `journalctl` for the unit's lines since `since_ms` and fails on
+/// the first line matching a pattern.
+fn journal_errors(
+    unit: &str,
+    patterns: &[String],
+    since_ms: i64,
+    timeout: Duration,
+) -> Result<String, String> {
+    let res: Vec<regex::Regex> = patterns
+        .iter()
+        .map(|p| {
+            regex::RegexBuilder::new(p)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("pattern `{p}`: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let since = format!(
+        "@{}.{:03}",
+        since_ms.div_euclid(1000),
+        since_ms.rem_euclid(1000)
+    );
+    let argv = [
+        "--unit",
+        unit,
+        "--since",
+        &since,
+        "--output",
+        "cat",
+        "--no-pager",
+        "--quiet",
+        "--lines",
+        "10000",
+    ];
+    let handle = duct::cmd("journalctl", argv)
+        .stdout_capture()
+        .stderr_capture()
+        .stdin_null()
+        .unchecked()
+        .start()
+        .map_err(|e| {
+            format!("cannot run journalctl: {e}; journal checks need systemd's journal")
+        })?;
+    let out = match handle.wait_timeout(timeout.max(Duration::from_secs(5))) {
+        Ok(Some(out)) => out.clone(),
+        Ok(None) => {
+            let _ = handle.kill();
+            return Err("journalctl did not answer in time".into());
+        }
+        Err(e) => return Err(format!("journalctl: {e}")),
+    };
+    if !out.status.success() {
+        return Err(format!(
+            "journalctl exited {}: {}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = 0usize;
+    for line in text.lines() {
+        lines += 1;
+        if let Some(re) = res.iter().find(|re| re.is_match(line)) {
+            return Err(format!(
+                "`{}` matches `{}`",
+                line.chars().take(200).collect::<String>(),
+                re.as_str()
+            ));
+        }
+    }
+    Ok(format!("{lines} line(s) since the restart, none matching"))
 }
 
 fn running_binary(
@@ -539,5 +772,50 @@ pub fn run(probes: &[Probe], deadline: Duration, control: Option<&dyn ServiceCon
     Report {
         healthy: results.iter().all(|r| r.ok || !r.decides),
         results,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGETS: &str = r#"{"status":"success","data":{"activeTargets":[
+      {"labels":{"instance":"127.0.0.1:9100","job":"node"},
+       "scrapeUrl":"http://127.0.0.1:9100/metrics","health":"up","lastError":"",
+       "lastScrape":"2026-11-21T03:00:05.5Z"},
+      {"labels":{"instance":"127.0.0.1:9093","job":"alertmanager"},
+       "scrapeUrl":"http://127.0.0.1:9093/metrics","health":"down",
+       "lastError":"connection refused","lastScrape":"2026-11-21T03:00:06Z"}],
+      "droppedTargets":[]}}"#;
+
+    fn ms(t: &str) -> i64 {
+        t.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn prometheus_targets_must_be_up_and_scraped_since_the_restart() {
+        let f = |job, instance, address| TargetFilter {
+            job,
+            instance,
+            address,
+        };
+        let before = ms("2026-11-21T03:00:00Z");
+        let by_job = f(Some("node"), None, "");
+        assert!(prometheus_targets(TARGETS, &by_job, before).is_ok());
+        // A scrape from before the restart does not count yet.
+        let e = prometheus_targets(TARGETS, &by_job, ms("2026-11-21T03:00:06Z")).unwrap_err();
+        assert!(e.contains("before the restart"), "{e}");
+        let e = prometheus_targets(TARGETS, &f(Some("alertmanager"), None, ""), before);
+        assert_eq!(
+            e.unwrap_err(),
+            "target 127.0.0.1:9093 is down: connection refused"
+        );
+        // By the component's own address when no label is given.
+        assert!(prometheus_targets(TARGETS, &f(None, None, "127.0.0.1:9100"), before).is_ok());
+        let e = prometheus_targets(TARGETS, &f(None, None, "127.0.0.2:9100"), before);
+        assert_eq!(e.unwrap_err(), "no active target scrapes 127.0.0.2:9100");
+        let e = prometheus_targets(TARGETS, &f(Some("node"), Some("x:1"), ""), before);
+        assert_eq!(e.unwrap_err(), "no active target has those labels");
+        assert!(prometheus_targets("<html>", &by_job, before).is_err());
     }
 }

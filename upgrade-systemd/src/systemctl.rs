@@ -298,6 +298,55 @@ impl Systemd {
     }
 }
 
+impl Systemd {
+    /// obs-upgrade's drop-in for `unit` in the unit directory.
+    pub fn own_drop_in(&self, unit: &str) -> PathBuf {
+        self.unit_dir
+            .join(format!("{unit}.d"))
+            .join(crate::units::DROP_IN)
+    }
+
+    /// Writes obs-upgrade's drop-in so that `unit` runs `program` with the
+    /// arguments of its effective `ExecStart=` (read from the fragment and
+    /// drop-ins systemd reports, the tool's own left out), then reloads
+    /// systemd. Unchanged text is not written again.
+    pub fn redirect_unit(&self, unit: &str, program: &Path, why: &str) -> Result<PathBuf, Error> {
+        let st = self.show(unit)?;
+        let own = self.own_drop_in(unit);
+        let mut files = crate::units::UnitFiles {
+            fragment: st.fragment_path.as_ref().map(PathBuf::from),
+            drop_ins: st.drop_ins.iter().map(PathBuf::from).collect(),
+        };
+        if !self.prefix.is_empty() {
+            // systemd's paths are inside the namespace the prefix enters:
+            // read the unit directory as seen from here instead.
+            files = crate::units::UnitFiles::find(std::slice::from_ref(&self.unit_dir), unit);
+        }
+        let refuse = |message: String| Error::Command {
+            action: "redirect".into(),
+            unit: unit.to_owned(),
+            message,
+        };
+        let exec = files.exec_start_except(Some(&own)).ok_or_else(|| {
+            refuse("the unit has no ExecStart= to take the arguments from".into())
+        })?;
+        let text = crate::units::redirect_drop_in(&exec, program, why).ok_or_else(|| {
+            refuse(format!(
+                "cannot write `ExecStart={}` with {} (a path with spaces or quotes)",
+                exec,
+                program.display()
+            ))
+        })?;
+        if fs::read_to_string(&own).ok().as_deref() != Some(text.as_str()) {
+            let dir = own.parent().unwrap_or(&self.unit_dir);
+            fsutil::create_dir_all_mode(dir, 0o755)?;
+            fsutil::atomic_write_mode(&own, text.as_bytes(), None, 0o644)?;
+        }
+        self.daemon_reload()?;
+        Ok(own)
+    }
+}
+
 fn copy(from: &Path, to: &Path) -> Result<(), Error> {
     fs::copy(from, to).map(drop).map_err(|cause| Error::File {
         action: "cannot copy",
@@ -323,6 +372,32 @@ impl ServiceControl for Systemd {
     }
     fn reload(&self, unit: &str) -> Result<(), PortError> {
         Ok(self.verb("reload", unit)?)
+    }
+    fn reload_units(&self) -> Result<(), PortError> {
+        Ok(self.daemon_reload()?)
+    }
+    fn supports_redirect(&self) -> bool {
+        true
+    }
+    fn redirect(&self, unit: &str, program: &Path, why: &str) -> Result<PathBuf, PortError> {
+        Ok(self.redirect_unit(unit, program, why)?)
+    }
+    fn unredirect(&self, unit: &str) -> Result<Option<PathBuf>, PortError> {
+        let own = self.own_drop_in(unit);
+        match fs::remove_file(&own) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(cause) => {
+                return Err(Error::File {
+                    action: "cannot remove",
+                    path: own,
+                    cause,
+                }
+                .into());
+            }
+        }
+        self.daemon_reload()?;
+        Ok(Some(own))
     }
 }
 

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use obs_upgrade_tests::{fixtures, nsd};
+use upgrade_core::catalog::RestartStrategy;
 use upgrade_core::ports::ServiceControl;
-use upgrade_systemd::strategy::Strategy;
 
 /// Scrapes continuously; records (time, ok, refused) per attempt.
 fn poll(port: u16, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<(Instant, bool, bool)>>>) {
@@ -119,7 +119,7 @@ fn main() {
         assert!(ok);
     });
     let (ours, ours_refused) = measure(port, rounds, &mut || {
-        Strategy::Restart
+        RestartStrategy::Restart
             .apply(&sd, "ne.service", &mut || Ok(()))
             .unwrap();
     });
@@ -139,7 +139,7 @@ fn main() {
     sd.start("nes.service").unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let (sock, sock_refused) = measure(sport, rounds, &mut || {
-        Strategy::SocketActivated
+        RestartStrategy::Restart
             .apply(&sd, "nes.service", &mut || Ok(()))
             .unwrap();
     });

@@ -9,6 +9,7 @@ mod prune;
 mod read;
 mod rollback;
 mod run;
+mod unmanage;
 
 pub use admin::{
     ConfigCheckReport, ServiceRow, StateResetReport, TimerInstallOptions, TimerReport, TimerStatus,
@@ -31,6 +32,7 @@ pub use run::{
     ApplyOptions, ApplyOutcome, StageOptions, StageReport, StagedRow, apply, proof_text, resume,
     stage,
 };
+pub use unmanage::{UnmanageReport, unmanage};
 
 use upgrade_core::journal::{StepEvent, TxStep};
 use upgrade_core::planner::Step;

@@ -105,6 +105,7 @@ impl StackFile {
                 names::check_archive_path(top).map_err(|m| invalid(format!("{key}.top_dir"), m))?;
             }
             check_variants(&spec, &key).map_err(|(k, m)| invalid(k, m))?;
+            check_verify(&spec.verify, &key).map_err(|(k, m)| invalid(k, m))?;
             names::check_unit(&spec.unit).map_err(|m| invalid(format!("{key}.unit"), m))?;
             let mut policy = Policy::default();
             self.defaults.apply_to(&mut policy);
@@ -358,6 +359,49 @@ impl Stack {
         .resolve(None, "<built-in>")
         .expect("the built-in catalog resolves")
     }
+}
+
+/// The `verify` checks can run: patterns compile, names and URLs make sense.
+fn check_verify(v: &crate::catalog::Verify, key: &str) -> Result<(), (String, String)> {
+    for (i, p) in v.journal_errors.iter().enumerate() {
+        let at = format!("{key}.verify.journal_errors[{i}]");
+        if p.len() > 1024 {
+            return Err((
+                at,
+                "is longer than 1024 characters; shorten the pattern".into(),
+            ));
+        }
+        regex::RegexBuilder::new(p)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| (at, format!("is not a valid regular expression: {e}")))?;
+    }
+    for (i, m) in v.metrics.iter().enumerate() {
+        let ok = m.chars().enumerate().all(|(j, c)| {
+            c.is_ascii_alphabetic() || c == '_' || c == ':' || (j > 0 && c.is_ascii_digit())
+        });
+        if m.is_empty() || !ok {
+            return Err((
+                format!("{key}.verify.metrics[{i}]"),
+                format!("`{m}` is not a metric name (letters, digits, `_` and `:`)"),
+            ));
+        }
+    }
+    if let Some(p) = &v.prometheus
+        && !(p.url.starts_with("http://") || p.url.starts_with("https://"))
+    {
+        return Err((
+            format!("{key}.verify.prometheus.url"),
+            format!("`{}` is not an http(s) URL; write http://host:9090", p.url),
+        ));
+    }
+    if v.settle_secs > 86_400 {
+        return Err((
+            format!("{key}.verify.settle_secs"),
+            "is more than a day; a settle period is seconds to minutes".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Each asset variant names the same installed binaries as the component

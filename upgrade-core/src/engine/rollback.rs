@@ -43,9 +43,16 @@ impl Run<'_, '_> {
         Ok(TxEnd::RollbackFailed(message))
     }
 
-    /// `current` and the binary links back to `from`.
+    /// `current` and the binary links back to `from` (the service stopped
+    /// first when its strategy is `stop-start`).
     fn swap_back(&mut self, tx: &Tx) -> StepResult<String> {
         let store = self.ports.store;
+        if tx.comp.spec.restart == crate::catalog::RestartStrategy::StopStart {
+            self.ports
+                .services
+                .stop(&tx.comp.spec.unit)
+                .map_err(|e| e.to_string())?;
+        }
         store
             .switch(&tx.comp.name, &tx.from)
             .map_err(|e| e.to_string())?;
@@ -62,6 +69,10 @@ impl Run<'_, '_> {
             .backup
             .restore(&tx.comp, &tx.backup_dir)
             .map_err(|e| e.to_string())?;
+        self.ports
+            .services
+            .reload_units()
+            .map_err(|e| format!("cannot reload unit files: {e}"))?;
         Ok("files restored".into())
     }
 

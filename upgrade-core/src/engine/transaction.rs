@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::Error;
 use super::run::{Journaled, Run, StepResult, TxEnd};
+use crate::catalog::RestartStrategy;
 use crate::config::Component;
 use crate::journal::{ComponentStatus, RunStatus, TxStep};
 use crate::ports::Staged;
@@ -140,6 +141,25 @@ impl Run<'_, '_> {
             Err(e) => return Err(format!("cannot tell free space: {e}")),
         }
         self.compatibility(name, &tx.to)?;
+        if let Ok(Some(i)) = self.ports.inspector.installed(&tx.comp)
+            && !i.managed
+            && !i.replaceable
+            && !self.ports.services.supports_redirect()
+        {
+            return Err(format!(
+                "{}, and without systemd the tool cannot redirect {} to its managed link \
+                 with a drop-in; it never overwrites such a binary: let {} upgrade it, \
+                 or install the upstream binary as {}",
+                foreign_reason(&i),
+                tx.comp.spec.unit,
+                i.package.as_deref().unwrap_or("whatever installed it"),
+                self.ports
+                    .layout
+                    .bin_dir()
+                    .join(tx.comp.spec.main_binary())
+                    .display()
+            ));
+        }
         if !self.opts.allow_unhealthy {
             match self.ports.health.check(&tx.comp, &tx.from) {
                 Ok(h) if h.healthy => {}
@@ -223,38 +243,59 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Config and unit files saved; an unmanaged binary adopted into the store.
+    /// Config and unit files saved; an unmanaged binary adopted into the
+    /// store: replaced by a link when it is the tool's to replace, else left
+    /// untouched and the unit redirected to the managed link by a drop-in.
     fn back_up(&mut self, tx: &Tx) -> StepResult<String> {
         let saved = self
             .ports
             .backup
             .backup(&tx.comp, &tx.backup_dir)
             .map_err(|e| e.to_string())?;
+        let mut text = format!("{} file(s) saved", saved.len());
         // Adoption: a plain binary becomes the store's `from` version first.
         if let Ok(Some(i)) = self.ports.inspector.installed(&tx.comp)
             && !i.managed
         {
             self.ports
                 .store
-                .adopt(&tx.comp, &i.binary, &i.version)
+                .adopt(&tx.comp, &i.binary, &i.version, i.replaceable)
                 .map_err(|e| format!("cannot adopt {}: {e}", i.binary.display()))?;
+            if !i.replaceable {
+                let link = self.ports.layout.bin_dir().join(tx.comp.spec.main_binary());
+                let why = foreign_reason(&i);
+                let drop_in = self
+                    .ports
+                    .services
+                    .redirect(&tx.comp.spec.unit, &link, &why)
+                    .map_err(|e| format!("cannot redirect {}: {e}", tx.comp.spec.unit))?;
+                text = format!(
+                    "{text}; {why}: left untouched, {} runs {} through {}",
+                    tx.comp.spec.unit,
+                    link.display(),
+                    drop_in.display()
+                );
+            }
         }
-        Ok(format!("{} file(s) saved", saved.len()))
+        Ok(text)
     }
 
-    /// `current` → target, binary links, restart.
+    /// `current` → target, binary links, restart (or stop, swap, start).
     fn switch(&mut self, tx: &Tx) -> StepResult<String> {
         let store = self.ports.store;
-        store
-            .switch(&tx.comp.name, &tx.to)
-            .map_err(|e| e.to_string())?;
-        store.link_binaries(&tx.comp).map_err(|e| e.to_string())?;
         let unit = &tx.comp.spec.unit;
-        self.ports
-            .services
-            .restart(unit)
+        let strategy = tx.comp.spec.restart;
+        strategy
+            .apply(self.ports.services, unit, &mut || {
+                store.switch(&tx.comp.name, &tx.to)?;
+                store.link_binaries(&tx.comp)
+            })
             .map_err(|e| e.to_string())?;
-        Ok(format!("current → {}, {unit} restarted", tx.to))
+        let how = match strategy {
+            RestartStrategy::Restart => "restarted",
+            RestartStrategy::StopStart => "stopped, swapped and started",
+        };
+        Ok(format!("current → {}, {unit} {how}", tx.to))
     }
 
     /// Health at the target within the component's deadline.
@@ -262,7 +303,7 @@ impl Run<'_, '_> {
         let h = self
             .ports
             .health
-            .check(&tx.comp, &tx.to)
+            .check_after_switch(&tx.comp, &tx.to)
             .map_err(|e| e.to_string())?;
         let healthy = h.healthy;
         let detail = h.detail.join("; ");
@@ -281,5 +322,13 @@ impl Run<'_, '_> {
             .mark_good(&tx.comp.name, &tx.to)
             .map_err(|e| e.to_string())?;
         Ok(format!("{} is known-good", tx.to))
+    }
+}
+
+/// Why an installed binary is not the tool's to replace.
+pub(super) fn foreign_reason(i: &crate::ports::Installed) -> String {
+    match &i.package {
+        Some(p) => format!("{} belongs to the package {p}", i.binary.display()),
+        None => format!("{} is outside the tool's bin directory", i.binary.display()),
     }
 }

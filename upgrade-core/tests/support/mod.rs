@@ -160,7 +160,7 @@ impl ArtifactStore for FakeStore {
         w.store.get_mut(c).map(|s| s.remove(v));
         Ok(())
     }
-    fn adopt(&self, c: &Component, _b: &Path, v: &Version) -> Result<(), PortError> {
+    fn adopt(&self, c: &Component, _b: &Path, v: &Version, _r: bool) -> Result<(), PortError> {
         let mut w = self.0.lock().unwrap();
         if w.current.contains_key(&c.name) {
             return Ok(());
@@ -250,12 +250,16 @@ impl Inspector for FakeInspector {
                 binary: format!("/usr/local/bin/{}", c.name).into(),
                 version: Version::new(9, 9, 9),
                 managed: true,
+                package: None,
+                replaceable: true,
             }));
         }
         Ok(w.installed(&c.name).map(|v| Installed {
             binary: format!("/usr/local/bin/{}", c.name).into(),
             version: v,
             managed: w.current.contains_key(&c.name),
+            package: None,
+            replaceable: true,
         }))
     }
     fn binary_version(&self, c: &Component, bin: &Path) -> Result<Version, PortError> {

@@ -259,8 +259,9 @@ impl ArtifactStore for Store {
         component: &Component,
         binary: &Path,
         version: &Version,
+        replace: bool,
     ) -> Result<(), PortError> {
-        Ok(Store::adopt(self, component, binary, version)?)
+        Ok(Store::adopt(self, component, binary, version, replace)?)
     }
     fn link_binaries(&self, component: &Component) -> Result<(), PortError> {
         Ok(Store::link_binaries(self, component)?)

@@ -47,10 +47,21 @@ fn sha256_file(path: &Path) -> io::Result<String> {
 impl Store {
     /// Adopts an unmanaged install: the binary (and the component's other
     /// binaries found beside it) are copied into `<version>/` with a marker
-    /// (proof `adopted`), `current` points there, and each binary is replaced
-    /// by a link into `current`. A no-op when the component has a `current`.
-    pub fn adopt(&self, comp: &Component, binary: &Path, version: &Version) -> Result<(), Error> {
+    /// (proof `adopted`), `current` points there, and with `replace` each
+    /// binary is replaced by a link into `current`; without, the binaries are
+    /// left as they are and the links are made in the bin directory. A no-op
+    /// (besides those links) when the component has a `current`.
+    pub fn adopt(
+        &self,
+        comp: &Component,
+        binary: &Path,
+        version: &Version,
+        replace: bool,
+    ) -> Result<(), Error> {
         if self.current(&comp.name)?.is_some() {
+            if !replace {
+                self.link_binaries(comp)?;
+            }
             return Ok(());
         }
         let final_dir = self.release_dir(&comp.name, version);
@@ -106,6 +117,11 @@ impl Store {
         }
         self.switch(&comp.name, version)?;
         self.mark_good(&comp.name, version)?;
+        if !replace {
+            // A binary the tool must not touch (a package's): links in the
+            // bin directory only; the unit is redirected to them.
+            return self.link_binaries(comp);
+        }
         let beside = binary.parent().unwrap_or(Path::new("/")).to_owned();
         for (i, b) in comp.spec.binaries.iter().enumerate() {
             let path = if i == 0 {

@@ -289,6 +289,21 @@ pub enum Command {
         )
     )]
     Quarantine(QuarantineCmd),
+    /// Give a component whose binary is a package's back to its own binary
+    /// (removes obs-upgrade's drop-in and links, restarts the unit)
+    #[command(
+        after_help = concat!(
+            "A binary that a package owns (or one outside /usr/local/bin) is never\n",
+            "overwritten: apply writes <unit>.d/zz-obs-upgrade.conf so that the unit runs\n",
+            "/usr/local/bin/<name> instead. This removes that drop-in again.\n\n",
+            "Example:\n",
+            "  obs-upgrade unmanage node_exporter",
+        )
+    )]
+    Unmanage {
+        /// The component
+        component: String,
+    },
     /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
     #[command(subcommand)]
     Supervisor(SupervisorCmd),

@@ -34,6 +34,24 @@ pub fn hold(g: &Global, host: &Host, c: &HoldCmd) -> Result<u8> {
     Ok(exit::OK)
 }
 
+pub fn unmanage(g: &Global, host: &Host, component: &str) -> Result<u8> {
+    let r = ops::unmanage(host, component)?;
+    if g.json {
+        render::json("unmanage", &r)?;
+    } else if let Some(d) = &r.drop_in {
+        println!("removed {d}; {} runs its own ExecStart again", r.unit);
+        for l in &r.links {
+            println!("removed the link {l}");
+        }
+        if r.restarted {
+            println!("restarted {}", r.unit);
+        }
+    } else {
+        println!("{} has no obs-upgrade drop-in; nothing changed", r.unit);
+    }
+    Ok(exit::OK)
+}
+
 pub fn quarantine(g: &Global, host: &Host, c: &QuarantineCmd) -> Result<u8> {
     match c {
         QuarantineCmd::List => list(g, &ops::memory(host)?)?,

@@ -61,6 +61,7 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Supervisor(c) => config::supervisor(g, &open(g)?, c),
         Command::State(c) => config::state(g, &open(g)?, c),
         Command::Hold(c) => memory::hold(g, &open(g)?, c),
+        Command::Unmanage { component } => memory::unmanage(g, &open(g)?, component),
         Command::Quarantine(c) => memory::quarantine(g, &open(g)?, c),
         Command::Check { exit_code, notify } => check::check(g, &open(g)?, *exit_code, *notify),
         Command::Metrics { write, path } => {
