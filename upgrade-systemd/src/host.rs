@@ -64,14 +64,10 @@ impl LocalInspector {
     }
 
     /// The program of a unit's effective `ExecStart=` (drop-ins applied,
-    /// prefixes `-@+!:` dropped), as a path on this host: root-prefixed,
-    /// unless the unit already names a path under the root.
+    /// the tool's own too; prefixes `-@+!:` dropped), as a path on this
+    /// host: root-prefixed, unless the unit already names a path under the root.
     pub fn exec_start(&self, unit: &str) -> Option<PathBuf> {
-        let own = self
-            .unit_dir
-            .join(format!("{unit}.d"))
-            .join(crate::units::DROP_IN);
-        let line = self.unit_files(unit).exec_start_except(Some(&own))?;
+        let line = self.unit_files(unit).exec_start()?;
         let prog = crate::units::program_of(&line)?;
         let root = self.layout.root();
         if root != Path::new("/") && Path::new(&prog).starts_with(root) {
@@ -80,13 +76,18 @@ impl LocalInspector {
         Some(self.layout.host(&prog))
     }
 
-    /// Where the component's main binary is.
+    /// Where the component's main binary is: `/usr/local/bin/<name>`, unless
+    /// the unit runs another program that a package owns (a distro install,
+    /// or one whose redirect was undone by a rollback) or there is none there.
     pub fn binary_path(&self, component: &Component) -> Option<PathBuf> {
         let in_bin = self.layout.bin_dir().join(component.spec.main_binary());
-        if in_bin.exists() {
-            return Some(in_bin);
+        let exec = self
+            .exec_start(&component.spec.unit)
+            .filter(|p| p.exists() && *p != in_bin);
+        match exec {
+            Some(p) if !in_bin.exists() || self.package_owner(&p).is_some() => Some(p),
+            _ => in_bin.exists().then_some(in_bin),
         }
-        self.exec_start(&component.spec.unit).filter(|p| p.exists())
     }
 
     /// The package that owns a binary, when a package manager does: dpkg's

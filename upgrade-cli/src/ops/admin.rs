@@ -35,6 +35,70 @@ pub fn config_check(host: &Host) -> ConfigCheckReport {
     }
 }
 
+/// Where a component's service answers, as the health checks derive it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DerivedEndpoint {
+    /// The metrics URL probed (`None`: no address could be derived, or an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+    /// How the probes authenticate (`basic`, `bearer`), if they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// A client certificate is presented.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub client_cert: bool,
+    /// The CA trusted instead of the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Where each part came from.
+    pub from: Vec<String>,
+    /// Why it cannot be derived (an unreadable web config, a missing credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where each component's service answers: its unit's command line (the
+/// running process's, else the manager's `ExecStart`), the web config it
+/// names and the stack file's `endpoint`, each part with its source.
+pub fn derived_endpoints(host: &Host) -> std::collections::BTreeMap<String, DerivedEndpoint> {
+    use upgrade_core::endpoint::Auth;
+    let health = upgrade_systemd::health::CatalogHealth::new(host.services(), "127.0.0.1");
+    let services = host.services();
+    let mut out = std::collections::BTreeMap::new();
+    for (name, comp) in &host.stack().components {
+        let mut d = DerivedEndpoint {
+            metrics_url: None,
+            auth: None,
+            client_cert: false,
+            ca_file: None,
+            from: Vec::new(),
+            error: None,
+        };
+        let found = services
+            .status(&comp.spec.unit)
+            .and_then(|st| health.endpoint(comp, &st));
+        match found {
+            Ok(Some(ep)) => {
+                d.metrics_url = Some(ep.metrics_url());
+                d.auth = ep.auth.as_ref().map(|a| match a {
+                    Auth::Basic(b) => format!("basic ({})", b.username),
+                    Auth::BearerFile(_) => "bearer".to_owned(),
+                });
+                d.client_cert = ep.client_cert.is_some();
+                d.ca_file.clone_from(&ep.ca_file);
+                d.from.clone_from(&ep.provenance);
+                d.error = (!ep.missing.is_empty()).then(|| ep.missing.join("; "));
+            }
+            Ok(None) => {
+                d.error = Some("no port in the catalog, the command line or `endpoint`".into());
+            }
+            Err(e) => d.error = Some(e.to_string()),
+        }
+        out.insert(name.clone(), d);
+    }
+    out
+}
+
 /// What `state reset` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateResetReport {

@@ -12,9 +12,10 @@ mod run;
 mod unmanage;
 
 pub use admin::{
-    ConfigCheckReport, ServiceRow, StateResetReport, TimerInstallOptions, TimerReport, TimerStatus,
-    TimerUnit, config_check, state_reset, supervisor_start, supervisor_status, supervisor_stop,
-    timer_install, timer_remove, timer_status,
+    ConfigCheckReport, DerivedEndpoint, ServiceRow, StateResetReport, TimerInstallOptions,
+    TimerReport, TimerStatus, TimerUnit, config_check, derived_endpoints, state_reset,
+    supervisor_start, supervisor_status, supervisor_stop, timer_install, timer_remove,
+    timer_status,
 };
 pub use check::{
     CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check, plan,

@@ -37,10 +37,22 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
         }
         ConfigCmd::Show => {
             let host = super::open(g)?;
+            let endpoints = ops::derived_endpoints(&host);
             if g.json {
-                render::json("config", host.stack())?;
+                let mut value = serde_json::to_value(host.stack())?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("endpoints".into(), serde_json::to_value(&endpoints)?);
+                }
+                render::json("config", &value)?;
             } else {
                 print!("{}", yaml_serde::to_string(host.stack())?);
+                println!("---");
+                println!(
+                    "# Where each service answers, derived from how it runs (not part of the \
+                     stack file)"
+                );
+                let doc = std::collections::BTreeMap::from([("endpoints", &endpoints)]);
+                print!("{}", yaml_serde::to_string(&doc)?);
             }
             Ok(exit::OK)
         }

@@ -1,0 +1,434 @@
+//! Hosts set up the way operators set them up, on a real systemd in a
+//! namespace with Debian's real builds: node_exporter behind TLS and basic
+//! auth on an address only its drop-in names; Debian's packaged
+//! node_exporter at `/usr/bin/prometheus-node-exporter` under its own unit
+//! in `/lib/systemd/system`, never overwritten; a real Prometheus whose
+//! target must be `up` after the switch; a release that exits after a few
+//! seconds, caught by the settle period.
+#![allow(clippy::print_stderr, clippy::too_many_lines)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use obs_upgrade_tests::e2e::{self, Host, ROOT, tag_version};
+use obs_upgrade_tests::release_server::{FakeAsset, FakeRelease};
+use obs_upgrade_tests::tls::PrivateCa;
+use obs_upgrade_tests::{archives, fixtures};
+use upgrade_core::journal::RunRecord;
+use upgrade_core::version::Version;
+
+fn out(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn old() -> Version {
+    tag_version("bookworm", "node_exporter")
+}
+
+fn new() -> Version {
+    tag_version("trixie", "node_exporter")
+}
+
+/// bcrypt of `probe-secret` (cost 10), as exporter-toolkit expects.
+const HASH: &str = "$2b$10$cu1VlJzzi9z0zB95ucYtruYYS0gdWRkB4.Sq7HyUR/7MgwiC.MBt6";
+
+/// The health record of a component in a run record.
+fn health_of(run: &RunRecord) -> Vec<String> {
+    run.components
+        .values()
+        .find_map(|c| c.health.as_ref().map(|h| h.detail.clone()))
+        .unwrap_or_default()
+}
+
+/// Publishes a node_exporter release (newest first) whose `node_exporter`
+/// is `binary`, and drops the API caches so that it is seen at once.
+fn publish(h: &Host, version: &str, binary: &[u8]) {
+    let (name, tgz) = archives::promu(
+        "node_exporter",
+        version,
+        "amd64",
+        &[("node_exporter", binary)],
+    );
+    let sums = archives::checksums(&[(&name, &tgz)]);
+    let asset = |name: String, data: Vec<u8>| FakeAsset {
+        name,
+        data: Arc::new(data),
+        with_digest: false,
+    };
+    let release = FakeRelease::new(
+        &format!("v{version}"),
+        "2025-09-01T00:00:00Z",
+        vec![asset(name, tgz), asset("sha256sums.txt".into(), sums)],
+    );
+    h.server
+        .state()
+        .github
+        .get_mut("prometheus/node_exporter")
+        .expect("node_exporter is published")
+        .insert(0, release);
+    for cache in [
+        h.root("var/cache/obs-upgrade/api"),
+        h.path("/var/cache/obs-upgrade/api"),
+    ] {
+        let _ = std::fs::remove_dir_all(cache);
+    }
+}
+
+/// A shell script release binary.
+fn script(body: &str) -> Vec<u8> {
+    format!("#!/bin/sh\n{body}\n").into_bytes()
+}
+
+/// Copies a host file into the namespace at `inside`, executable.
+fn place(h: &Host, src: &Path, inside: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let to = h.path(inside);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(src, &to).unwrap();
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn restart(h: &Host, unit: &str) {
+    let sd = h.ns.systemd();
+    sd.daemon_reload().unwrap();
+    sd.systemctl("restart", unit, &["restart", unit]).unwrap();
+}
+
+/// The main process's executable (dev, inode), from the host.
+fn exe_of(h: &Host, unit: &str) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let pid =
+        h.ns.systemd()
+            .show(unit)
+            .unwrap()
+            .main_pid
+            .expect("running");
+    let m = std::fs::metadata(h.path(&format!("/proc/{pid}/exe"))).unwrap();
+    (m.dev(), m.ino())
+}
+
+fn file_id(p: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (m.dev(), m.ino())
+}
+
+#[test]
+fn tls_basic_auth_and_an_address_from_a_drop_in_upgraded_on_systemd() {
+    let test = "tls_basic_auth_and_an_address_from_a_drop_in_upgraded_on_systemd";
+    if !e2e::available(test) {
+        return;
+    }
+    let h = Host::boot(&["node_exporter"], &[], "");
+    let etc = h.root("etc/node_exporter");
+    std::fs::create_dir_all(&etc).unwrap();
+    let ca = PrivateCa::new();
+    std::fs::write(etc.join("tls.crt"), &ca.cert_pem).unwrap();
+    std::fs::write(etc.join("tls.key"), &ca.key_pem).unwrap();
+    ca.write_ca(&etc.join("ca.pem"));
+    std::fs::write(etc.join("probe.pass"), "probe-secret\n").unwrap();
+    let inside = format!("{ROOT}/etc/node_exporter");
+    std::fs::write(
+        etc.join("web.yml"),
+        format!(
+            concat!(
+                "tls_server_config:\n  cert_file: {d}/tls.crt\n  key_file: {d}/tls.key\n",
+                "basic_auth_users:\n  prom: {hash}\n",
+            ),
+            d = inside,
+            hash = HASH,
+        ),
+    )
+    .unwrap();
+    // The operator's flags live in a drop-in: another address and port,
+    // TLS and basic auth through exporter-toolkit's web config.
+    let port = obs_upgrade_tests::world::free_port();
+    let dropins = h.ns.unit_dir().join("node_exporter.service.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("10-flags.conf"),
+        format!(
+            "[Service]\nExecStart=\nExecStart={ROOT}/usr/local/bin/node_exporter \
+             --web.listen-address=127.0.0.2:{port} --web.config.file={inside}/web.yml \
+             --no-collector.systemd\n"
+        ),
+    )
+    .unwrap();
+    restart(&h, "node_exporter.service");
+    // The stack names no address or port: only the credentials and the CA.
+    std::fs::write(
+        h.root("etc/obs-upgrade/stack.yaml"),
+        format!(
+            concat!(
+                "defaults:\n  min_release_age: \"0\"\n",
+                "components:\n  node_exporter:\n    api_url: '{api}'\n    allow: minor\n",
+                "    health_deadline_secs: 30\n",
+                "    endpoint:\n      ca_file: {d}/ca.pem\n",
+                "      basic_auth: {{username: prom, password_file: {d}/probe.pass}}\n",
+            ),
+            api = h.server.url(),
+            d = inside,
+        ),
+    )
+    .unwrap();
+
+    // `config show` says where the service answers and where that came from.
+    let o = h.obs(&["--json", "config", "show"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ep = &v["endpoints"]["node_exporter"];
+    assert_eq!(
+        ep["metrics_url"],
+        format!("https://127.0.0.2:{port}/metrics"),
+        "{v}"
+    );
+    assert_eq!(ep["auth"], "basic (prom)", "{v}");
+    let from = ep["from"].to_string();
+    assert!(
+        from.contains("--web.listen-address in the command line of pid")
+            && from.contains("10-flags.conf")
+            && from.contains("web.yml"),
+        "{from}"
+    );
+
+    let o = h.obs(&["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(h.current("node_exporter"), Some(new()));
+    let run = h.state().expect("a run record");
+    let detail = health_of(&run).join("\n");
+    assert!(
+        detail.contains(&format!("https://127.0.0.2:{port}/metrics: ok"))
+            && detail.contains(&format!("running {}", new()))
+            && detail.contains("runs the release's binary: ok"),
+        "{detail}"
+    );
+    // The drop-in is the operator's still; the service runs the new release.
+    assert!(dropins.join("10-flags.conf").exists());
+    assert_eq!(
+        exe_of(&h, "node_exporter.service"),
+        file_id(&h.root(&format!(
+            "opt/obs-upgrade/node_exporter/{}/node_exporter",
+            new()
+        )))
+    );
+}
+
+/// Mounts an overlay on each directory inside the namespace (upper layers
+/// in its private /run), so that the test writes nothing to the machine.
+fn overlay(h: &Host, dirs: &[&str]) {
+    for (i, d) in dirs.iter().enumerate() {
+        let script = format!(
+            "mkdir -p /run/pkg-ov/{i}/u /run/pkg-ov/{i}/w && mount -t overlay overlay -o \
+             lowerdir={d},upperdir=/run/pkg-ov/{i}/u,workdir=/run/pkg-ov/{i}/w {d} && \
+             [ \"$(findmnt -n -o FSTYPE --mountpoint {d})\" = overlay ]"
+        );
+        let ok = Command::new("nsenter")
+            .args(["-t", &h.ns.pid.to_string(), "-a", "sh", "-c", &script])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "overlay on {d} inside the namespace");
+    }
+}
+
+/// `obs-upgrade` inside the namespace on its real root (every directory it
+/// writes is an overlay there).
+fn obs_on_root(h: &Host, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .args(["-t", &h.ns.pid.to_string(), "-a", "env", "NO_COLOR=1"])
+        .arg(&h.obs)
+        .args([
+            "--root",
+            "/",
+            "--unit-dir",
+            "/etc/systemd/system",
+            "--service-manager",
+            "systemd",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn md5_of(p: &Path) -> String {
+    let o = Command::new("md5sum").arg(p).output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
+    let test = "a_debian_packaged_node_exporter_is_managed_without_touching_its_file";
+    if !e2e::available(test) {
+        return;
+    }
+    let pkg = fixtures::dir().join("bookworm/prometheus-node-exporter");
+    let h = Host::boot(&["node_exporter"], &[], "");
+    let port = h.ports["node_exporter"];
+    // The plain install of the boot makes way for the package.
+    let sd = h.ns.systemd();
+    sd.systemctl("stop", "ne", &["stop", "node_exporter.service"])
+        .unwrap();
+    overlay(
+        &h,
+        &[
+            "/usr/bin",
+            "/usr/lib/systemd/system",
+            "/usr/local/bin",
+            "/etc",
+            "/opt",
+            "/var/lib",
+            "/var/cache",
+        ],
+    );
+    // The package as dpkg installs it: its binary, unit and defaults, and
+    // dpkg's own records of its files and their md5sums.
+    place(
+        &h,
+        &pkg.join("bin/prometheus-node-exporter"),
+        "/usr/bin/prometheus-node-exporter",
+    );
+    let unit = "prometheus-node-exporter.service";
+    std::fs::copy(
+        pkg.join("pkg/lib/systemd/system").join(unit),
+        h.path(&format!("/usr/lib/systemd/system/{unit}")),
+    )
+    .unwrap();
+    std::fs::write(
+        h.path("/etc/default/prometheus-node-exporter"),
+        format!("ARGS=\"--web.listen-address=127.0.0.1:{port} --no-collector.systemd\"\n"),
+    )
+    .unwrap();
+    let info = h.path("/var/lib/dpkg/info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::copy(
+        pkg.join("files.list"),
+        info.join("prometheus-node-exporter.list"),
+    )
+    .unwrap();
+    std::fs::copy(
+        pkg.join("md5sums"),
+        info.join("prometheus-node-exporter.md5sums"),
+    )
+    .unwrap();
+    let want_md5 = std::fs::read_to_string(pkg.join("md5sums"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix("  usr/bin/prometheus-node-exporter")
+                .map(str::to_owned)
+        })
+        .expect("the binary is in md5sums");
+    let packaged = h.path("/usr/bin/prometheus-node-exporter");
+    assert_eq!(md5_of(&packaged), want_md5);
+    // Its service user (Debian's postinst creates it).
+    let users = "echo 'prometheus:x:64999:64999::/var/lib/prometheus:/usr/sbin/nologin' \
+                 >> /etc/passwd && echo 'prometheus:x:64999:' >> /etc/group";
+    let ok = Command::new("nsenter")
+        .args(["-t", &h.ns.pid.to_string(), "-a", "sh", "-c", users])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "service user");
+    restart(&h, unit);
+    assert!(h.wait_version("node_exporter", &old()));
+    let status = sd.show(unit).unwrap();
+    assert_eq!(
+        status.fragment_path.as_deref(),
+        Some("/lib/systemd/system/prometheus-node-exporter.service")
+    );
+    std::fs::create_dir_all(h.path("/etc/obs-upgrade")).unwrap();
+    std::fs::write(
+        h.path("/etc/obs-upgrade/stack.yaml"),
+        format!(
+            concat!(
+                "defaults:\n  min_release_age: \"0\"\n",
+                "components:\n  node_exporter:\n    api_url: '{api}'\n    allow: minor\n",
+                "    unit: {unit}\n    health_deadline_secs: 20\n",
+            ),
+            api = h.server.url(),
+            unit = unit,
+        ),
+    )
+    .unwrap();
+    let dropin = h.path(&format!("/etc/systemd/system/{unit}.d/zz-obs-upgrade.conf"));
+    let store_bin =
+        |v: &Version| h.path(&format!("/opt/obs-upgrade/node_exporter/{v}/node_exporter"));
+
+    // 1. A release that fails its checks: the redirect is undone with the
+    // rest, and the package's binary runs again.
+    let exporter = std::fs::read(obs_upgrade_tests::bin("sandbox-exporter")).unwrap();
+    publish(
+        &h,
+        "1.9.9+broken",
+        &obs_upgrade_tests::sandbox::patched(&exporter, "1.9.9+broken"),
+    );
+    let o = obs_on_root(&h, &["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rolled back"),
+        "{}",
+        out(&o)
+    );
+    assert!(!dropin.exists(), "the drop-in is gone with the rollback");
+    assert!(h.wait_version("node_exporter", &old()));
+    assert_eq!(exe_of(&h, unit), file_id(&packaged));
+    assert_eq!(md5_of(&packaged), want_md5);
+
+    // 2. The good release: the unit runs the managed link through the
+    // drop-in, the package's file is as dpkg wrote it.
+    let o = obs_on_root(&h, &["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(h.wait_version("node_exporter", &new()));
+    let text = std::fs::read_to_string(&dropin).unwrap();
+    assert!(
+        text.contains("ExecStart=\nExecStart=/usr/local/bin/node_exporter $ARGS\n")
+            && text.contains("prometheus-node-exporter (dpkg)"),
+        "{text}"
+    );
+    assert_eq!(exe_of(&h, unit), file_id(&store_bin(&new())));
+    assert_eq!(md5_of(&packaged), want_md5);
+    assert_eq!(
+        sd.show(unit).unwrap().fragment_path.as_deref(),
+        Some("/lib/systemd/system/prometheus-node-exporter.service")
+    );
+    // Idempotent: nothing more to do, nothing restarted.
+    let pid = sd.show(unit).unwrap().main_pid;
+    let o = obs_on_root(&h, &["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(sd.show(unit).unwrap().main_pid, pid);
+
+    // 3. A manual rollback: the adopted copy of the package's release.
+    let o = obs_on_root(
+        &h,
+        &["rollback", "--component", "node_exporter", "--previous"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(h.wait_version("node_exporter", &old()));
+    assert_eq!(exe_of(&h, unit), file_id(&store_bin(&old())));
+    assert_eq!(md5_of(&packaged), want_md5);
+
+    // 4. Given back to the package: its own binary runs again.
+    let o = obs_on_root(&h, &["unmanage", "node_exporter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(!dropin.exists());
+    assert!(!h.path("/usr/local/bin/node_exporter").exists());
+    assert!(h.wait_version("node_exporter", &old()));
+    assert_eq!(exe_of(&h, unit), file_id(&packaged));
+    assert_eq!(md5_of(&packaged), want_md5);
+    let o = obs_on_root(&h, &["unmanage", "node_exporter"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("nothing changed"),
+        "{}",
+        out(&o)
+    );
+}
