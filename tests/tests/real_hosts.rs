@@ -1,7 +1,7 @@
 //! Hosts set up the way operators set them up, on a real systemd in a
-//! namespace with Debian's real builds: node_exporter behind TLS and basic
-//! auth on an address only its drop-in names; Debian's packaged
-//! node_exporter at `/usr/bin/prometheus-node-exporter` under its own unit
+//! namespace with Debian's real builds: `node_exporter` behind TLS and
+//! basic auth on an address only its drop-in names; Debian's packaged
+//! `node_exporter` at `/usr/bin/prometheus-node-exporter` under its own unit
 //! in `/lib/systemd/system`, never overwritten; a real Prometheus whose
 //! target must be `up` after the switch; a release that exits after a few
 //! seconds, caught by the settle period.
@@ -46,7 +46,7 @@ fn health_of(run: &RunRecord) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Publishes a node_exporter release (newest first) whose `node_exporter`
+/// Publishes a `node_exporter` release (newest first) whose `node_exporter`
 /// is `binary`, and drops the API caches so that it is seen at once.
 fn publish(h: &Host, version: &str, binary: &[u8]) {
     let (name, tgz) = archives::promu(
@@ -389,11 +389,11 @@ fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
     let o = obs_on_root(&h, &["apply", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(h.wait_version("node_exporter", &new()));
-    let text = std::fs::read_to_string(&dropin).unwrap();
+    let written = std::fs::read_to_string(&dropin).unwrap();
     assert!(
-        text.contains("ExecStart=\nExecStart=/usr/local/bin/node_exporter $ARGS\n")
-            && text.contains("prometheus-node-exporter (dpkg)"),
-        "{text}"
+        written.contains("ExecStart=\nExecStart=/usr/local/bin/node_exporter $ARGS\n")
+            && written.contains("prometheus-node-exporter (dpkg)"),
+        "{written}"
     );
     assert_eq!(exe_of(&h, unit), file_id(&store_bin(&new())));
     assert_eq!(md5_of(&packaged), want_md5);
@@ -431,4 +431,163 @@ fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
         "{}",
         out(&o)
     );
+}
+
+/// Rewrites the stack file under the e2e root with `node_exporter` alone.
+fn node_stack(h: &Host, extra: &str) {
+    std::fs::write(
+        h.root("etc/obs-upgrade/stack.yaml"),
+        format!(
+            concat!(
+                "defaults:\n  min_release_age: \"0\"\n",
+                "components:\n  node_exporter:\n    api_url: '{api}'\n    allow: minor\n",
+                "    port: {port}\n    health_deadline_secs: 10\n{extra}",
+            ),
+            api = h.server.url(),
+            port = h.ports["node_exporter"],
+            extra = extra,
+        ),
+    )
+    .unwrap();
+}
+
+/// The stand-in exporter at `version`, placed in the namespace as
+/// `<dir>/node_exporter` (it answers as `node_exporter` by that name).
+fn stand_in(h: &Host, dir: &str, version: &str) -> String {
+    let exporter = std::fs::read(obs_upgrade_tests::bin("sandbox-exporter")).unwrap();
+    let bin = obs_upgrade_tests::sandbox::patched(&exporter, version);
+    let path = format!("{dir}/node_exporter");
+    let host = h.path(&path);
+    std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+    std::fs::write(&host, bin).unwrap();
+    std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+fn last_health(h: &Host) -> String {
+    health_of(&h.state().expect("a run record")).join("\n")
+}
+
+#[test]
+fn a_prometheus_target_must_be_up_after_the_switch() {
+    let test = "a_prometheus_target_must_be_up_after_the_switch";
+    if !e2e::available(test) {
+        return;
+    }
+    let h = Host::boot(&["node_exporter", "prometheus"], &[], "");
+    let (ne, prom) = (h.ports["node_exporter"], h.ports["prometheus"]);
+    std::fs::write(
+        h.root("etc/prometheus/prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - \
+             job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{ne}']\n"
+        ),
+    )
+    .unwrap();
+    restart(&h, "prometheus.service");
+    node_stack(
+        &h,
+        &format!(
+            "    verify:\n      prometheus: {{url: 'http://127.0.0.1:{prom}', job: node}}\n      \
+             journal_errors: ['panic:', 'Error starting HTTP server']\n"
+        ),
+    );
+
+    // A good release: scraped after its restart, up; its journal has none
+    // of the patterns (node_exporter does log `level=ERROR` lines in a
+    // namespace without udev: a pattern list picks what matters).
+    let o = h.obs(&["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(h.wait_version("node_exporter", &new()));
+    let detail = last_health(&h);
+    assert!(
+        detail.contains(&format!(
+            "prometheus http://127.0.0.1:{prom} target job=node up: ok"
+        )) && detail.contains("scraped since the restart")
+            && detail.contains("has no error lines: ok"),
+        "{detail}"
+    );
+
+    // A release that answers, but not where Prometheus scrapes it (it moved
+    // its listen address): the probes follow its command line and pass,
+    // the target is down, so it is rolled back.
+    let moved = stand_in(&h, "/run/e2e/moved", "1.9.90");
+    publish(
+        &h,
+        "1.9.90",
+        &script(&format!(
+            "[ \"$1\" = --version ] && exec {moved} --version\n\
+             exec {moved} --web.listen-address=127.0.0.3:{ne}"
+        )),
+    );
+    let o = h.obs(&["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rolled back"),
+        "{}",
+        out(&o)
+    );
+    let failure = last_health(&h);
+    assert!(
+        failure.contains("target 127.0.0.1:") && failure.contains("is down"),
+        "{failure}"
+    );
+    assert!(failure.contains("running 1.9.90"), "{failure}");
+    assert!(h.wait_version("node_exporter", &new()));
+    h.check_invariants("after the target check");
+}
+
+#[test]
+fn journal_errors_and_a_release_that_exits_after_seconds_are_rolled_back() {
+    let test = "journal_errors_and_a_release_that_exits_after_seconds_are_rolled_back";
+    if !e2e::available(test) {
+        return;
+    }
+    let h = Host::boot(&["node_exporter"], &[], "");
+    node_stack(
+        &h,
+        "    verify:\n      journal_errors: ['level=(error|ERROR)']\n      settle_secs: 6\n",
+    );
+    // A release that logs an error as it starts, then serves well.
+    let noisy = stand_in(&h, "/run/e2e/noisy", "1.9.91");
+    publish(
+        &h,
+        "1.9.91",
+        &script(&format!(
+            "[ \"$1\" = --version ] && exec {noisy} --version\n\
+             echo 'level=error msg=\"cannot open the textfile directory\"' >&2\n\
+             exec {noisy} \"$@\""
+        )),
+    );
+    let o = h.obs(&["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let failure = last_health(&h);
+    assert!(
+        failure.contains("cannot open the textfile directory")
+            && failure.contains("matches `level=(error|ERROR)`"),
+        "{failure}"
+    );
+    assert!(h.wait_version("node_exporter", &old()));
+
+    // A release that passes every check, then exits after three seconds:
+    // systemd restarts it, the settle period sees it, it is rolled back.
+    let short = stand_in(&h, "/run/e2e/short", "1.9.92");
+    publish(
+        &h,
+        "1.9.92",
+        &script(&format!(
+            "[ \"$1\" = --version ] && exec {short} --version\n\
+             {short} \"$@\" & child=$!\nsleep 3\nkill $child\nexit 1"
+        )),
+    );
+    let o = h.obs(&["apply", "--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let failure = last_health(&h);
+    assert!(
+        failure.contains("settle 6 s: FAILED") && failure.contains("restarted after"),
+        "{failure}"
+    );
+    assert!(failure.contains("running 1.9.92"), "{failure}");
+    assert!(h.wait_version("node_exporter", &old()));
+    h.check_invariants("after the settle period");
 }

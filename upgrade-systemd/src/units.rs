@@ -190,8 +190,11 @@ mod tests {
         .unwrap();
         std::fs::write(
             etc.join("x.service.d/20-flags.conf"),
-            "[Service]\n# ExecStart=/commented\nExecStart=\nExecStart=/usr/bin/prometheus-node-exporter \\\n  \
-             --web.listen-address=127.0.0.2:9111 \\\n  --web.config.file=/etc/x/web.yml\n",
+            concat!(
+                "[Service]\n# ExecStart=/commented\nExecStart=\n",
+                "ExecStart=/usr/bin/prometheus-node-exporter \\\n  ",
+                "--web.listen-address=127.0.0.2:9111 \\\n  --web.config.file=/etc/x/web.yml\n",
+            ),
         )
         .unwrap();
         std::fs::write(
