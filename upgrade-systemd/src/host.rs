@@ -525,6 +525,97 @@ mod tests {
     }
 
     #[test]
+    fn without_systemd_the_unit_is_read_from_the_standard_directories_with_drop_ins() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let layout = Layout::under(root);
+        let stack = upgrade_core::config::Stack::builtin();
+        let mut comp = stack.components["node_exporter"].clone();
+        comp.spec.unit = "prometheus-node-exporter.service".into();
+        let put = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, text).unwrap();
+            p
+        };
+        let script = "#!/bin/sh\necho 'node_exporter, version 1.5.0 (branch: debian)'\n";
+        for bin in ["usr/bin/prometheus-node-exporter", "opt/ne/node_exporter"] {
+            let p = put(bin, script);
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        put(
+            "lib/systemd/system/prometheus-node-exporter.service",
+            "[Service]\nExecStart=/usr/bin/prometheus-node-exporter $ARGS\n",
+        );
+        let inspector = LocalInspector::new(layout.clone(), layout.unit_dir());
+        // The fragment from /lib, the package's binary: not replaceable.
+        let i = inspector.installed(&comp).unwrap().unwrap();
+        assert_eq!(i.binary, root.join("usr/bin/prometheus-node-exporter"));
+        assert!(!i.managed && !i.replaceable && i.package.is_none());
+        put(
+            "var/lib/dpkg/info/prometheus-node-exporter:amd64.list",
+            "/.\n/usr\n/usr/bin\n/usr/bin/prometheus-node-exporter\n",
+        );
+        let i = inspector.installed(&comp).unwrap().unwrap();
+        assert_eq!(
+            i.package.as_deref(),
+            Some("prometheus-node-exporter (dpkg)")
+        );
+        assert_eq!(i.version.to_string(), "1.5.0");
+        // An operator's drop-in in /etc changes the program.
+        put(
+            "etc/systemd/system/prometheus-node-exporter.service.d/override.conf",
+            "[Service]\nExecStart=\nExecStart=/opt/ne/node_exporter --web.listen-address=:9111\n",
+        );
+        let i = inspector.installed(&comp).unwrap().unwrap();
+        assert_eq!(i.binary, root.join("opt/ne/node_exporter"));
+        assert!(!i.replaceable && i.package.is_none());
+        // A binary in the tool's own bin directory, no package: replaceable.
+        fs::remove_dir_all(root.join("etc/systemd/system/prometheus-node-exporter.service.d"))
+            .unwrap();
+        fs::remove_file(root.join("lib/systemd/system/prometheus-node-exporter.service")).unwrap();
+        let p = put("usr/local/bin/node_exporter", script);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        let i = inspector.installed(&comp).unwrap().unwrap();
+        assert_eq!(i.binary, p);
+        assert!(i.replaceable);
+    }
+
+    #[test]
+    fn a_backup_records_the_tools_absent_drop_in_and_a_restore_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::under(dir.path());
+        let stack = upgrade_core::config::Stack::builtin();
+        let comp = &stack.components["node_exporter"];
+        let unit_dir = layout.unit_dir();
+        fs::create_dir_all(unit_dir.join("node_exporter.service.d")).unwrap();
+        fs::write(
+            unit_dir.join("node_exporter.service"),
+            "[Service]\nExecStart=/x\n",
+        )
+        .unwrap();
+        let backup = FileBackup::new(layout, &unit_dir);
+        let saved = dir.path().join("b");
+        assert_eq!(backup.backup(comp, &saved).unwrap().len(), 1);
+        let own = unit_dir
+            .join("node_exporter.service.d")
+            .join(crate::units::DROP_IN);
+        fs::write(
+            &own,
+            "[Service]\nExecStart=\nExecStart=/usr/local/bin/node_exporter\n",
+        )
+        .unwrap();
+        // Taken again by the same step (resumed after a crash): the first
+        // backup stands, the drop-in is not taken for the operator's.
+        assert_eq!(backup.backup(comp, &saved).unwrap().len(), 1);
+        backup.restore(comp, &saved).unwrap();
+        assert!(!own.exists());
+        assert!(unit_dir.join("node_exporter.service").exists());
+        backup.restore(comp, &saved).unwrap();
+    }
+
+    #[test]
     fn a_check_that_hangs_is_given_up_at_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let inspector = LocalInspector::new(Layout::under(dir.path()), dir.path())
