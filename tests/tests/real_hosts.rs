@@ -380,6 +380,10 @@ fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
         out(&o)
     );
     assert!(!dropin.exists(), "the drop-in is gone with the rollback");
+    assert!(
+        std::fs::symlink_metadata(h.path("/usr/local/bin/node_exporter")).is_err(),
+        "so is the link the adoption made"
+    );
     assert!(h.wait_version("node_exporter", &old()));
     assert_eq!(exe_of(&h, unit), file_id(&packaged));
     assert_eq!(md5_of(&packaged), want_md5);

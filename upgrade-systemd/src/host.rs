@@ -282,8 +282,8 @@ enum Saved {
         uid: u32,
         gid: u32,
     },
-    /// A file that was not there (the tool's drop-in before it wrote it):
-    /// a restore removes it.
+    /// A file that was not there (the tool's drop-in before it wrote it,
+    /// a bin-directory link before an adoption made it): a restore removes it.
     Absent { absent: String },
     /// A manifest from before ownership was recorded: a path alone.
     Legacy(String),
@@ -337,11 +337,21 @@ impl Backup for FileBackup {
                 .collect());
         }
         mkdir_private(dir)?;
+        // What the step may create: the tool's drop-in (a redirect), and the
+        // links in the bin directory (an adoption that leaves a package's
+        // binary alone). Absent now, a rollback of this step removes them.
         let own = self.own_drop_in(component);
-        if !own.exists() {
-            manifest.push(Saved::Absent {
-                absent: own.display().to_string(),
-            });
+        let links = component
+            .spec
+            .binaries
+            .iter()
+            .map(|b| self.layout.bin_dir().join(&b.name));
+        for path in std::iter::once(own).chain(links) {
+            if fs::symlink_metadata(&path).is_err() {
+                manifest.push(Saved::Absent {
+                    absent: path.display().to_string(),
+                });
+            }
         }
         for src in self.sources(component) {
             let to = self.saved_path(dir, &src);
@@ -609,8 +619,17 @@ mod tests {
         // Taken again by the same step (resumed after a crash): the first
         // backup stands, the drop-in is not taken for the operator's.
         assert_eq!(backup.backup(comp, &saved).unwrap().len(), 1);
+        // So is the link an adoption made beside a package's binary.
+        let link = dir.path().join("usr/local/bin/node_exporter");
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(
+            "/opt/obs-upgrade/node_exporter/current/node_exporter",
+            &link,
+        )
+        .unwrap();
         backup.restore(comp, &saved).unwrap();
         assert!(!own.exists());
+        assert!(fs::symlink_metadata(&link).is_err());
         assert!(unit_dir.join("node_exporter.service").exists());
         backup.restore(comp, &saved).unwrap();
     }
