@@ -592,6 +592,20 @@ fn journal_errors_and_a_release_that_exits_after_seconds_are_rolled_back() {
         "{failure}"
     );
     assert!(failure.contains("running 1.9.92"), "{failure}");
-    assert!(h.wait_version("node_exporter", &old()));
+    assert!(
+        h.wait_version("node_exporter", &old()),
+        "not serving {} after the rollback:\n{}\nunit: {:?}\njournal:\n{}",
+        old(),
+        out(&o),
+        h.ns.systemd().show("node_exporter.service"),
+        h.ns.run(&[
+            "journalctl",
+            "-u",
+            "node_exporter.service",
+            "-n",
+            "40",
+            "--no-pager"
+        ])
+    );
     h.check_invariants("after the settle period");
 }
