@@ -639,18 +639,17 @@ fn journal_errors(
                 .map_err(|e| format!("pattern `{p}`: {e}"))
         })
         .collect::<Result<_, _>>()?;
-    let since = format!(
-        "@{}.{:03}",
-        since_ms.div_euclid(1000),
-        since_ms.rem_euclid(1000)
-    );
+    // journalctl's --since is coarse: ask from a second earlier and drop,
+    // by each entry's own microsecond timestamp, what came before the
+    // process started (the old process's last lines).
+    let since = format!("@{}", since_ms.div_euclid(1000) - 1);
     let argv = [
         "--unit",
         unit,
         "--since",
         &since,
         "--output",
-        "cat",
+        "short-unix",
         "--no-pager",
         "--quiet",
         "--lines",
@@ -682,7 +681,23 @@ fn journal_errors(
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = 0usize;
-    for line in text.lines() {
+    // Two milliseconds of slack for the start time's conversion.
+    let from_us = i128::from(since_ms) * 1000 - 2000;
+    for entry in text.lines() {
+        // `1732222525.811234 host unit[pid]: message`
+        let Some((stamp, line)) = entry.split_once(' ') else {
+            continue;
+        };
+        let Some(us) = stamp.split_once('.').and_then(|(s, f)| {
+            let secs = s.parse::<i128>().ok()?;
+            let frac = format!("{f:0<6}").get(..6)?.parse::<i128>().ok()?;
+            Some(secs * 1_000_000 + frac)
+        }) else {
+            continue;
+        };
+        if us < from_us {
+            continue;
+        }
         lines += 1;
         if let Some(re) = res.iter().find(|re| re.is_match(line)) {
             return Err(format!(
