@@ -573,15 +573,17 @@ fn journal_errors_and_a_release_that_exits_after_seconds_are_rolled_back() {
     );
     assert!(h.wait_version("node_exporter", &old()));
 
-    // A release that passes every check, then exits after three seconds:
-    // systemd restarts it, the settle period sees it, it is rolled back.
+    // A release that passes every check, then exits after three seconds
+    // (`timeout` ends it and exits 124; no process is left behind, even
+    // where the nested systemd cannot kill a whole control group): systemd
+    // restarts it, the settle period sees it, it is rolled back.
     let short = stand_in(&h, "/run/e2e/short", "1.9.92");
     publish(
         &h,
         "1.9.92",
         &script(&format!(
             "[ \"$1\" = --version ] && exec {short} --version\n\
-             {short} \"$@\" & child=$!\nsleep 3\nkill $child\nexit 1"
+             exec timeout 3 {short} \"$@\""
         )),
     );
     let o = h.obs(&["apply", "--yes"]);
