@@ -3,8 +3,12 @@
 //!
 //! /run, /tmp and /var/tmp are private tmpfs inside the namespace (mounted
 //! before systemd starts, so its tmpfiles cleanup never reaches the host's
-//! /tmp). Units that would touch the shared kernel or devices (udev, sysctl,
-//! module loading, binfmt, …) are masked in the private /run. Runtime units
+//! /tmp), and so is /var/log/journal where the host keeps a persistent
+//! journal: namespaces share the machine id, and their journald would
+//! otherwise write into one journal that each reads (a unit of one test
+//! would show the lines of the same unit in another). Units that would
+//! touch the shared kernel or devices (udev, sysctl, module loading,
+//! binfmt, …) are masked in the private /run. Runtime units
 //! are written into the namespace's `/run/systemd/system` through
 //! `/proc/<pid>/root`. The network namespace is shared, so services listen
 //! on the host's loopback.
@@ -96,7 +100,17 @@ impl NsSystemd {
     /// Boots and waits until `systemctl is-system-running --wait` answers.
     pub fn boot() -> Self {
         let script = format!(
-            "set -e\nmount -t tmpfs -o mode=755 tmpfs /run\nmount -t tmpfs -o mode=1777 tmpfs /tmp\nmount -t tmpfs -o mode=1777 tmpfs /var/tmp\nmkdir -p /run/systemd/system\nfor u in {}; do ln -sf /dev/null /run/systemd/system/$u; done\nexec /lib/systemd/systemd --system --unit=basic.target",
+            concat!(
+                "set -e\n",
+                "mount -t tmpfs -o mode=755 tmpfs /run\n",
+                "mount -t tmpfs -o mode=1777 tmpfs /tmp\n",
+                "mount -t tmpfs -o mode=1777 tmpfs /var/tmp\n",
+                "if [ -d /var/log/journal ]; then ",
+                "mount -t tmpfs -o mode=2755 tmpfs /var/log/journal; fi\n",
+                "mkdir -p /run/systemd/system\n",
+                "for u in {}; do ln -sf /dev/null /run/systemd/system/$u; done\n",
+                "exec /lib/systemd/systemd --system --unit=basic.target",
+            ),
             MASKED.join(" ")
         );
         let unshare = Command::new("unshare")
