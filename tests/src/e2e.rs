@@ -284,6 +284,42 @@ impl Host {
         host
     }
 
+    /// Publishes a `node_exporter` release, newest first, whose binary is
+    /// `binary` (promu naming, `sha256sums.txt`), and drops the API caches
+    /// (under the e2e root and the namespace's own root) so that it is seen
+    /// at once, not after 15 minutes.
+    pub fn publish_node_binary(&self, version: &str, binary: &[u8]) {
+        let (name, tgz) = archives::promu(
+            "node_exporter",
+            version,
+            "amd64",
+            &[("node_exporter", binary)],
+        );
+        let sums = archives::checksums(&[(&name, &tgz)]);
+        let asset = |name: String, data: Vec<u8>| FakeAsset {
+            name,
+            data: Arc::new(data),
+            with_digest: false,
+        };
+        let release = FakeRelease::new(
+            &format!("v{version}"),
+            "2025-09-01T00:00:00Z",
+            vec![asset(name, tgz), asset("sha256sums.txt".into(), sums)],
+        );
+        self.server
+            .state()
+            .github
+            .get_mut("prometheus/node_exporter")
+            .expect("node_exporter is published")
+            .insert(0, release);
+        for cache in [
+            self.root("var/cache/obs-upgrade/api"),
+            self.path("/var/cache/obs-upgrade/api"),
+        ] {
+            let _ = std::fs::remove_dir_all(cache);
+        }
+    }
+
     /// A path inside the namespace, seen from the host.
     pub fn path(&self, inside: &str) -> PathBuf {
         PathBuf::from(format!("/proc/{}/root", self.ns.pid)).join(inside.trim_start_matches('/'))

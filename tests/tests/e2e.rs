@@ -678,32 +678,10 @@ fn downtime_of_a_switch_and_socket_activation() {
 /// (`+broken` in the version: it starts, but every scrape fails).
 fn publish_node(h: &Host, version: &str) {
     let exporter = std::fs::read(obs_upgrade_tests::bin("sandbox-exporter")).unwrap();
-    let binary = obs_upgrade_tests::sandbox::patched(&exporter, version);
-    let (name, tgz) = obs_upgrade_tests::archives::promu(
-        "node_exporter",
+    h.publish_node_binary(
         version,
-        "amd64",
-        &[("node_exporter", &binary)],
+        &obs_upgrade_tests::sandbox::patched(&exporter, version),
     );
-    let sums = obs_upgrade_tests::archives::checksums(&[(&name, &tgz)]);
-    let asset = |name: String, data: Vec<u8>| obs_upgrade_tests::release_server::FakeAsset {
-        name,
-        data: std::sync::Arc::new(data),
-        with_digest: false,
-    };
-    let release = obs_upgrade_tests::release_server::FakeRelease::new(
-        &format!("v{version}"),
-        "2025-09-01T00:00:00Z",
-        vec![asset(name, tgz), asset("sha256sums.txt".into(), sums)],
-    );
-    h.server
-        .state()
-        .github
-        .get_mut("prometheus/node_exporter")
-        .unwrap()
-        .insert(0, release);
-    // Seen at once, not after the API cache's 15 minutes.
-    std::fs::remove_dir_all(h.root("var/cache/obs-upgrade/api")).ok();
 }
 
 fn v(s: &str) -> upgrade_core::version::Version {

@@ -9,12 +9,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
 use obs_upgrade_tests::e2e::{self, Host, ROOT, tag_version};
-use obs_upgrade_tests::release_server::{FakeAsset, FakeRelease};
+use obs_upgrade_tests::fixtures;
 use obs_upgrade_tests::tls::PrivateCa;
-use obs_upgrade_tests::{archives, fixtures};
 use upgrade_core::journal::RunRecord;
 use upgrade_core::version::Version;
 
@@ -44,40 +42,6 @@ fn health_of(run: &RunRecord) -> Vec<String> {
         .values()
         .find_map(|c| c.health.as_ref().map(|h| h.detail.clone()))
         .unwrap_or_default()
-}
-
-/// Publishes a `node_exporter` release (newest first) whose `node_exporter`
-/// is `binary`, and drops the API caches so that it is seen at once.
-fn publish(h: &Host, version: &str, binary: &[u8]) {
-    let (name, tgz) = archives::promu(
-        "node_exporter",
-        version,
-        "amd64",
-        &[("node_exporter", binary)],
-    );
-    let sums = archives::checksums(&[(&name, &tgz)]);
-    let asset = |name: String, data: Vec<u8>| FakeAsset {
-        name,
-        data: Arc::new(data),
-        with_digest: false,
-    };
-    let release = FakeRelease::new(
-        &format!("v{version}"),
-        "2025-09-01T00:00:00Z",
-        vec![asset(name, tgz), asset("sha256sums.txt".into(), sums)],
-    );
-    h.server
-        .state()
-        .github
-        .get_mut("prometheus/node_exporter")
-        .expect("node_exporter is published")
-        .insert(0, release);
-    for cache in [
-        h.root("var/cache/obs-upgrade/api"),
-        h.path("/var/cache/obs-upgrade/api"),
-    ] {
-        let _ = std::fs::remove_dir_all(cache);
-    }
 }
 
 /// A shell script release binary.
@@ -162,21 +126,18 @@ fn tls_basic_auth_and_an_address_from_a_drop_in_upgraded_on_systemd() {
     .unwrap();
     restart(&h, "node_exporter.service");
     // The stack names no address or port: only the credentials and the CA.
-    std::fs::write(
-        h.root("etc/obs-upgrade/stack.yaml"),
-        format!(
+    write_node_stack(
+        &h,
+        &h.root("etc/obs-upgrade/stack.yaml"),
+        &format!(
             concat!(
-                "defaults:\n  min_release_age: \"0\"\n",
-                "components:\n  node_exporter:\n    api_url: '{api}'\n    allow: minor\n",
                 "    health_deadline_secs: 30\n",
                 "    endpoint:\n      ca_file: {d}/ca.pem\n",
                 "      basic_auth: {{username: prom, password_file: {d}/probe.pass}}\n",
             ),
-            api = h.server.url(),
             d = inside,
         ),
-    )
-    .unwrap();
+    );
 
     // `config show` says where the service answers and where that came from.
     let o = h.obs(&["--json", "config", "show"]);
@@ -347,19 +308,11 @@ fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
         Some("/lib/systemd/system/prometheus-node-exporter.service")
     );
     std::fs::create_dir_all(h.path("/etc/obs-upgrade")).unwrap();
-    std::fs::write(
-        h.path("/etc/obs-upgrade/stack.yaml"),
-        format!(
-            concat!(
-                "defaults:\n  min_release_age: \"0\"\n",
-                "components:\n  node_exporter:\n    api_url: '{api}'\n    allow: minor\n",
-                "    unit: {unit}\n    health_deadline_secs: 20\n",
-            ),
-            api = h.server.url(),
-            unit = unit,
-        ),
-    )
-    .unwrap();
+    write_node_stack(
+        &h,
+        &h.path("/etc/obs-upgrade/stack.yaml"),
+        &format!("    unit: {unit}\n    health_deadline_secs: 20\n"),
+    );
     let dropin = h.path(&format!("/etc/systemd/system/{unit}.d/zz-obs-upgrade.conf"));
     let store_bin =
         |v: &Version| h.path(&format!("/opt/obs-upgrade/node_exporter/{v}/node_exporter"));
@@ -367,8 +320,7 @@ fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
     // 1. A release that fails its checks: the redirect is undone with the
     // rest, and the package's binary runs again.
     let exporter = std::fs::read(obs_upgrade_tests::bin("sandbox-exporter")).unwrap();
-    publish(
-        &h,
+    h.publish_node_binary(
         "1.9.9+broken",
         &obs_upgrade_tests::sandbox::patched(&exporter, "1.9.9+broken"),
     );
@@ -437,22 +389,34 @@ fn a_debian_packaged_node_exporter_is_managed_without_touching_its_file() {
     );
 }
 
-/// Rewrites the stack file under the e2e root with `node_exporter` alone.
-fn node_stack(h: &Host, extra: &str) {
+/// Writes a stack file with `node_exporter` alone (any release age, minor
+/// upgrades allowed, releases from the host's server) and `facts`, its
+/// further lines.
+fn write_node_stack(h: &Host, path: &Path, facts: &str) {
     std::fs::write(
-        h.root("etc/obs-upgrade/stack.yaml"),
+        path,
         format!(
             concat!(
                 "defaults:\n  min_release_age: \"0\"\n",
                 "components:\n  node_exporter:\n    api_url: '{api}'\n    allow: minor\n",
-                "    port: {port}\n    health_deadline_secs: 10\n{extra}",
+                "{facts}",
             ),
             api = h.server.url(),
-            port = h.ports["node_exporter"],
-            extra = extra,
+            facts = facts,
         ),
     )
     .unwrap();
+}
+
+/// The stack file under the e2e root: `node_exporter` on its port, a 10 s
+/// deadline, and `extra`.
+fn node_stack(h: &Host, extra: &str) {
+    let port = h.ports["node_exporter"];
+    write_node_stack(
+        h,
+        &h.root("etc/obs-upgrade/stack.yaml"),
+        &format!("    port: {port}\n    health_deadline_secs: 10\n{extra}"),
+    );
 }
 
 /// The stand-in exporter at `version`, placed in the namespace as
@@ -516,8 +480,7 @@ fn a_prometheus_target_must_be_up_after_the_switch() {
     // its listen address): the probes follow its command line and pass,
     // the target is down, so it is rolled back.
     let moved = stand_in(&h, "/run/e2e/moved", "1.9.90");
-    publish(
-        &h,
+    h.publish_node_binary(
         "1.9.90",
         &script(&format!(
             "[ \"$1\" = --version ] && exec {moved} --version\n\
@@ -554,8 +517,7 @@ fn journal_errors_and_a_release_that_exits_after_seconds_are_rolled_back() {
     );
     // A release that logs an error as it starts, then serves well.
     let noisy = stand_in(&h, "/run/e2e/noisy", "1.9.91");
-    publish(
-        &h,
+    h.publish_node_binary(
         "1.9.91",
         &script(&format!(
             "[ \"$1\" = --version ] && exec {noisy} --version\n\
@@ -578,8 +540,7 @@ fn journal_errors_and_a_release_that_exits_after_seconds_are_rolled_back() {
     // where the nested systemd cannot kill a whole control group): systemd
     // restarts it, the settle period sees it, it is rolled back.
     let short = stand_in(&h, "/run/e2e/short", "1.9.92");
-    publish(
-        &h,
+    h.publish_node_binary(
         "1.9.92",
         &script(&format!(
             "[ \"$1\" = --version ] && exec {short} --version\n\

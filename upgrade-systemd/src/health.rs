@@ -134,9 +134,45 @@ impl CatalogHealth {
         component: &Component,
         expected: &Version,
     ) -> Result<Vec<Probe>, PortError> {
+        self.probes_with(component, expected, false)
+    }
+
+    /// The probes after a switch: [`CatalogHealth::probes_for`], then the
+    /// component's `verify` probes (named metrics, its Prometheus targets,
+    /// its journal since the process started).
+    pub fn probes_after_switch(
+        &self,
+        component: &Component,
+        expected: &Version,
+    ) -> Result<Vec<Probe>, PortError> {
+        self.probes_with(component, expected, true)
+    }
+
+    /// The unit's status and endpoint read once for both kinds of probes.
+    fn probes_with(
+        &self,
+        component: &Component,
+        expected: &Version,
+        after_switch: bool,
+    ) -> Result<Vec<Probe>, PortError> {
         let spec = &component.spec;
         let status = self.control.status(&spec.unit)?;
         let endpoint = self.endpoint(component, &status)?;
+        let mut out = self.basic_probes(component, expected, &status, endpoint.as_ref())?;
+        if after_switch {
+            out.extend(Self::verify_probes(component, &status, endpoint.as_ref())?);
+        }
+        Ok(out)
+    }
+
+    fn basic_probes(
+        &self,
+        component: &Component,
+        expected: &Version,
+        status: &ServiceStatus,
+        endpoint: Option<&Endpoint>,
+    ) -> Result<Vec<Probe>, PortError> {
+        let spec = &component.spec;
         let running = self.store.as_ref().map(|store| {
             let dir = store.join(&component.name);
             Probe::new(Check::RunningBinary {
@@ -149,7 +185,7 @@ impl CatalogHealth {
             unit: spec.unit.clone(),
             n_restarts: status.n_restarts,
         })];
-        if let Some(ep) = &endpoint {
+        if let Some(ep) = endpoint {
             if let Some(why) = ep.missing.first() {
                 return Err(format!("{}: {why}", component.name).into());
             }
@@ -194,20 +230,21 @@ impl CatalogHealth {
 }
 
 impl CatalogHealth {
-    /// The component's `verify` probes after a switch: named metrics, its
-    /// Prometheus targets, its journal since the process started.
-    pub fn verify_probes_for(&self, component: &Component) -> Result<Vec<Probe>, PortError> {
+    /// The component's `verify` probes.
+    fn verify_probes(
+        component: &Component,
+        status: &ServiceStatus,
+        endpoint: Option<&Endpoint>,
+    ) -> Result<Vec<Probe>, PortError> {
         let spec = &component.spec;
         let verify = &spec.verify;
         if verify.is_empty() {
             return Ok(Vec::new());
         }
-        let status = self.control.status(&spec.unit)?;
-        let since_ms = started_unix_ms(&status);
-        let endpoint = self.endpoint(component, &status)?;
+        let since_ms = started_unix_ms(status);
         let mut out = Vec::new();
         if !verify.metrics.is_empty() {
-            let ep = endpoint.as_ref().ok_or_else(|| {
+            let ep = endpoint.ok_or_else(|| {
                 format!(
                     "{}: `verify.metrics` needs the service's address; set `port` or \
                      `endpoint.address`",
@@ -223,7 +260,7 @@ impl CatalogHealth {
             );
         }
         if let Some(p) = &verify.prometheus {
-            let address = endpoint.as_ref().map(|e| e.address.clone());
+            let address = endpoint.map(|e| e.address.clone());
             if p.job.is_none() && p.instance.is_none() && address.is_none() {
                 return Err(format!(
                     "{}: `verify.prometheus` needs `job` or `instance`, or the service's address",
@@ -370,8 +407,7 @@ impl HealthProbe for CatalogHealth {
         component: &Component,
         expected: &Version,
     ) -> Result<HealthRecord, PortError> {
-        let mut probes = self.probes_for(component, expected)?;
-        probes.extend(self.verify_probes_for(component)?);
+        let probes = self.probes_after_switch(component, expected)?;
         let control = Some(self.control.as_ref());
         let mut report = probes::run(&probes, self.deadline(component), control);
         let settle = component.spec.verify.settle_secs;

@@ -80,14 +80,38 @@ impl LocalInspector {
     /// the unit runs another program that a package owns (a distro install,
     /// or one whose redirect was undone by a rollback) or there is none there.
     pub fn binary_path(&self, component: &Component) -> Option<PathBuf> {
+        self.locate(component).map(|(binary, _)| binary)
+    }
+
+    /// [`LocalInspector::binary_path`] with the package that owns that
+    /// binary, each file list read once (never for a link into the store).
+    fn locate(&self, component: &Component) -> Option<(PathBuf, Option<String>)> {
         let in_bin = self.layout.bin_dir().join(component.spec.main_binary());
         let exec = self
             .exec_start(&component.spec.unit)
             .filter(|p| p.exists() && *p != in_bin);
-        match exec {
-            Some(p) if !in_bin.exists() || self.package_owner(&p).is_some() => Some(p),
-            _ => in_bin.exists().then_some(in_bin),
+        if let Some(p) = exec {
+            let package = self.package_owner(&p);
+            if package.is_some() || !in_bin.exists() {
+                return Some((p, package));
+            }
         }
+        if !in_bin.exists() {
+            return None;
+        }
+        let package = if self.is_store_link(component, &in_bin) {
+            None
+        } else {
+            self.package_owner(&in_bin)
+        };
+        Some((in_bin, package))
+    }
+
+    /// Whether `path` is a link into the component's store.
+    pub fn is_store_link(&self, component: &Component, path: &Path) -> bool {
+        let store = self.layout.store_dir().join(&component.name);
+        fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            && fs::read_link(path).is_ok_and(|t| t.starts_with(&store))
     }
 
     /// The package that owns a binary, when a package manager does: dpkg's
@@ -155,7 +179,7 @@ fn dpkg_owner(info: &Path, paths: &[String]) -> Option<String> {
 
 impl Inspector for LocalInspector {
     fn installed(&self, component: &Component) -> Result<Option<Installed>, PortError> {
-        let Some(binary) = self.binary_path(component) else {
+        let Some((binary, package)) = self.locate(component) else {
             return Ok(None);
         };
         let version = detect::installed_version_within(
@@ -164,14 +188,8 @@ impl Inspector for LocalInspector {
             &component.spec.version_marker,
             self.version_timeout,
         )?;
-        let store = self.layout.store_dir().join(&component.name);
-        let managed = fs::symlink_metadata(&binary).is_ok_and(|m| m.file_type().is_symlink())
-            && fs::read_link(&binary).is_ok_and(|t| t.starts_with(&store));
-        let package = if managed {
-            None
-        } else {
-            self.package_owner(&binary)
-        };
+        let managed = self.is_store_link(component, &binary);
+        let package = package.filter(|_| !managed);
         let in_bin = binary == self.layout.bin_dir().join(component.spec.main_binary());
         Ok(Some(Installed {
             replaceable: in_bin && package.is_none(),

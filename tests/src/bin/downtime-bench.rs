@@ -104,7 +104,18 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
-    sd.install_unit("ne.service", &format!("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart={} --web.listen-address=127.0.0.1:{port} --no-collector.systemd\n", bin.display())).unwrap();
+    let unit = |exec_args: &str| {
+        format!(
+            "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart={} {exec_args} \
+             --no-collector.systemd\n",
+            bin.display()
+        )
+    };
+    sd.install_unit(
+        "ne.service",
+        &unit(&format!("--web.listen-address=127.0.0.1:{port}")),
+    )
+    .unwrap();
     sd.start("ne.service").unwrap();
     std::thread::sleep(Duration::from_secs(1));
 
@@ -134,7 +145,8 @@ fn main() {
         &format!("[Socket]\nListenStream=127.0.0.1:{sport}\n"),
     )
     .unwrap();
-    sd.install_unit("nes.service", &format!("[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart={} --web.systemd-socket --no-collector.systemd\n", bin.display())).unwrap();
+    sd.install_unit("nes.service", &unit("--web.systemd-socket"))
+        .unwrap();
     sd.start("nes.socket").unwrap();
     sd.start("nes.service").unwrap();
     std::thread::sleep(Duration::from_secs(1));
@@ -147,19 +159,31 @@ fn main() {
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / rounds as f64;
     println!("restarts per case: {rounds}");
     println!(
-        "bare systemctl restart      : {:.1} ms unreachable per restart, {bare_refused} refused connections",
-        per(bare)
+        concat!(
+            "bare systemctl restart      : {:.1} ms unreachable per restart, ",
+            "{bare_refused} refused connections"
+        ),
+        per(bare),
+        bare_refused = bare_refused,
     );
     println!(
-        "upgrade-systemd restart     : {:.1} ms unreachable per restart, {ours_refused} refused connections",
-        per(ours)
+        concat!(
+            "upgrade-systemd restart     : {:.1} ms unreachable per restart, ",
+            "{ours_refused} refused connections"
+        ),
+        per(ours),
+        ours_refused = ours_refused,
     );
     println!(
         "ratio ours/bare             : {:.2}",
         ours.as_secs_f64() / bare.as_secs_f64().max(1e-9)
     );
     println!(
-        "socket-activated (ours)     : {:.1} ms without a successful scrape per restart, {sock_refused} refused connections",
-        per(sock)
+        concat!(
+            "socket-activated (ours)     : {:.1} ms without a successful scrape per restart, ",
+            "{sock_refused} refused connections"
+        ),
+        per(sock),
+        sock_refused = sock_refused,
     );
 }

@@ -49,12 +49,10 @@ pub fn unmanage(host: &Host, component: &str) -> Result<UnmanageReport, Error> {
     if drop_in.is_none() {
         return Ok(report);
     }
-    let store = host.layout().store_dir().join(component);
+    let inspector = host.inspector();
     for b in &comp.spec.binaries {
         let link = host.layout().bin_dir().join(&b.name);
-        let ours = std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink())
-            && std::fs::read_link(&link).is_ok_and(|t| t.starts_with(&store));
-        if ours {
+        if inspector.is_store_link(comp, &link) {
             std::fs::remove_file(&link)
                 .map_err(|e| Error::Usage(format!("cannot remove {}: {e}", link.display())))?;
             report.links.push(link.display().to_string());
