@@ -378,7 +378,8 @@ fn a_relative_root_is_refused_and_a_damaged_state_file_says_state_reset() {
         assert!(!err.contains("obs-upgrade resume`"), "{cmd:?}: {err}");
     }
     // `state reset` sets the damaged file aside once; a second reset finds a
-    // clean journal and changes nothing (no older copy forced back).
+    // clean journal and refuses (exit 2, saying why) rather than force an
+    // older copy back; `--force` sets it aside anyway.
     let o = sb.run(&["state", "reset"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
@@ -386,11 +387,25 @@ fn a_relative_root_is_refused_and_a_damaged_state_file_says_state_reset() {
         "{}",
         text(&o)
     );
-    let before = std::fs::read(&state).ok();
-    let o = sb.run(&["--json", "state", "reset"]);
+    let o = sb.run(&["apply", "--yes", "--component", "mysqld_exporter"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("\"healthy\": true"), "{}", text(&o));
+    let before = std::fs::read(&state).ok();
+    assert!(before.is_some(), "the run wrote a state file");
+    let o = sb.run(&["--json", "state", "reset"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema"], "obs-upgrade/error/v1", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reads cleanly") && m.contains("--force")),
+        "{v}"
+    );
     assert_eq!(std::fs::read(&state).ok(), before);
+    let o = sb.run(&["state", "reset", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("(forced)"), "{}", text(&o));
+    assert!(!state.exists(), "a forced reset sets the file aside");
     // An unknown supervisor service is a usage error naming the known ones.
     let o = sb.run(&["supervisor", "start", "nope.service"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -66,6 +66,7 @@ pub mod ports;
 pub mod release;
 pub mod risk;
 pub mod rules;
+pub mod suggest;
 pub mod version;
 pub mod window;
 

@@ -400,11 +400,66 @@ pub struct LogNotifier;
 
 impl Notifier for LogNotifier {
     fn notify(&self, event: &Event) -> Result<(), PortError> {
-        log::info!("event: {}", serde_json_line(event));
+        log::info!("{event}");
         Ok(())
     }
 }
 
-fn serde_json_line(event: &Event) -> String {
-    format!("{event:?}")
+/// One line for people (logs, notification summaries).
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = match self {
+            Event::UpdatesAvailable { updates } => {
+                format!("updates available: {}", updates.join(", "))
+            }
+            Event::RunStarted { run_id, steps, .. } => {
+                format!("run {run_id} started: {}", steps.join(", "))
+            }
+            Event::ComponentUpgraded {
+                component,
+                from,
+                to,
+                ..
+            } => format!("{component} upgraded {from} → {to}"),
+            Event::ComponentReverted {
+                component,
+                from,
+                to,
+                ..
+            } => format!("{component} rolled back by an operator {from} → {to}"),
+            Event::ComponentFailed {
+                component,
+                from,
+                to,
+                error,
+                ..
+            } => format!("{component} {from} → {to} FAILED: {error}"),
+            Event::ComponentRolledBack {
+                component,
+                from,
+                to,
+                error,
+                ..
+            } => format!("{component} {to} failed and was rolled back to {from}: {error}"),
+            Event::RunFinished {
+                run_id,
+                status,
+                upgraded,
+                reverted,
+                failed,
+                rolled_back,
+            } => {
+                let reverted = if *reverted > 0 {
+                    format!(", {reverted} reverted by an operator")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "run {run_id} finished {status}: {upgraded} upgraded{reverted}, {failed} \
+                 failed, {rolled_back} rolled back"
+                )
+            }
+        };
+        f.write_str(&line)
+    }
 }

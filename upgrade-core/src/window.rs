@@ -49,6 +49,19 @@ impl Day {
     }
 }
 
+/// The full English name (`monday`).
+fn full_name(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Monday => "monday",
+        Weekday::Tuesday => "tuesday",
+        Weekday::Wednesday => "wednesday",
+        Weekday::Thursday => "thursday",
+        Weekday::Friday => "friday",
+        Weekday::Saturday => "saturday",
+        Weekday::Sunday => "sunday",
+    }
+}
+
 impl Serialize for Day {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
@@ -59,12 +72,19 @@ impl<'de> Deserialize<'de> for Day {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let t = String::deserialize(d)?;
         let lower = t.to_ascii_lowercase();
+        // Exactly `mon` or `monday` (any case): `monkey` is not a Monday.
         DAYS.iter()
-            .find(|(n, _)| lower.starts_with(n))
+            .find(|(n, w)| lower == *n || lower == full_name(*w))
             .map(|(_, w)| Day(*w))
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "`{t}` is not a day; write mon, tue, wed, thu, fri, sat or sun"
+                    "`{t}` is not a day; write mon, tue, wed, thu, fri, sat or sun (or the full \
+                     name){}",
+                    crate::suggest::hint(
+                        &lower,
+                        DAYS.iter()
+                            .map(|(n, w)| if lower.len() > 3 { full_name(*w) } else { n })
+                    )
                 ))
             })
     }

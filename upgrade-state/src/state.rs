@@ -130,17 +130,9 @@ impl StateStore {
     /// when the previous copy reads cleanly, restores it.
     pub fn reset_damaged(&self) -> Result<ResetOutcome, Error> {
         let mut outcome = ResetOutcome {
-            set_aside: None,
+            set_aside: self.set_aside("damaged")?,
             restored_good_copy: false,
         };
-        if self.path.exists() {
-            let stamp = jiff::Timestamp::now().as_second();
-            let aside = self
-                .path
-                .with_file_name(format!("state.json.damaged.{stamp}"));
-            fs::rename(&self.path, &aside).map_err(io_err("cannot set aside", &self.path))?;
-            outcome.set_aside = Some(aside);
-        }
         if let Ok(Some(Ok(run))) = read(&self.prev) {
             let bytes = match &run {
                 Some(r) => encode(r)?,
@@ -155,6 +147,21 @@ impl StateStore {
         }
         fsutil::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
         Ok(outcome)
+    }
+
+    /// Sets the state file aside (`state.json.<what>.<unix time>`), whatever
+    /// it holds: the journal then starts empty. `None`: there was none.
+    pub fn set_aside(&self, what: &str) -> Result<Option<PathBuf>, Error> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let stamp = jiff::Timestamp::now().as_second();
+        let aside = self
+            .path
+            .with_file_name(format!("state.json.{what}.{stamp}"));
+        fs::rename(&self.path, &aside).map_err(io_err("cannot set aside", &self.path))?;
+        fsutil::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+        Ok(Some(aside))
     }
 
     /// Removes temp files left by a writer that was killed. Call it only

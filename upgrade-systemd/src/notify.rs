@@ -27,60 +27,9 @@ pub struct Envelope<'a> {
     pub event: &'a Event,
 }
 
-/// One line for people.
+/// One line for people: the host, then the event in words.
 pub fn summary(host: &str, e: &Event) -> String {
-    match e {
-        Event::UpdatesAvailable { updates } => {
-            format!("{host}: updates available: {}", updates.join(", "))
-        }
-        Event::RunStarted { run_id, steps, .. } => {
-            format!("{host}: run {run_id} started: {}", steps.join(", "))
-        }
-        Event::ComponentUpgraded {
-            component,
-            from,
-            to,
-            ..
-        } => format!("{host}: {component} upgraded {from} → {to}"),
-        Event::ComponentReverted {
-            component,
-            from,
-            to,
-            ..
-        } => format!("{host}: {component} rolled back by an operator {from} → {to}"),
-        Event::ComponentFailed {
-            component,
-            from,
-            to,
-            error,
-            ..
-        } => format!("{host}: {component} {from} → {to} FAILED: {error}"),
-        Event::ComponentRolledBack {
-            component,
-            from,
-            to,
-            error,
-            ..
-        } => format!("{host}: {component} {to} failed and was rolled back to {from}: {error}"),
-        Event::RunFinished {
-            run_id,
-            status,
-            upgraded,
-            reverted,
-            failed,
-            rolled_back,
-        } => {
-            let reverted = if *reverted > 0 {
-                format!(", {reverted} reverted by an operator")
-            } else {
-                String::new()
-            };
-            format!(
-                "{host}: run {run_id} finished {status}: {upgraded} upgraded{reverted}, {failed} \
-                 failed, {rolled_back} rolled back"
-            )
-        }
-    }
+    format!("{host}: {e}")
 }
 
 /// The event's fields as `OBS_UPGRADE_*` environment variables.

@@ -102,7 +102,8 @@ pub fn derived_endpoints(host: &Host) -> std::collections::BTreeMap<String, Deri
 /// What `state reset` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct StateResetReport {
-    /// The state file read cleanly (or there was none): nothing was changed.
+    /// The state file read cleanly (or there was none); it was set aside
+    /// only because the reset was forced.
     pub healthy: bool,
     /// Where the damaged state file was set aside (`None`: there was none).
     pub set_aside: Option<PathBuf>,
@@ -112,15 +113,27 @@ pub struct StateResetReport {
 }
 
 /// Sets a damaged state file aside under the lock, restoring the previous
-/// copy when it reads cleanly. A state file that reads cleanly is left alone
-/// (putting an older copy back would force a needless resume).
-pub fn state_reset(host: &Host) -> Result<StateResetReport, Error> {
+/// copy when it reads cleanly. A state file that reads cleanly is refused
+/// ([`Error::Usage`]: putting an older copy back would force a needless
+/// resume) unless `force`, which sets it aside and starts an empty journal.
+pub fn state_reset(host: &Host, force: bool) -> Result<StateResetReport, Error> {
     let _lock = host.lock()?;
     let store = StateStore::open(&host.paths().state_dir)?;
-    if store.load().is_ok() {
+    if let Ok(run) = store.load() {
+        if !force {
+            let last = run.map_or_else(
+                || "no run recorded".to_owned(),
+                |r| format!("last run {} {}", r.id, r.status),
+            );
+            return Err(Error::Usage(format!(
+                "the state file reads cleanly ({last}): there is nothing to reset, and putting \
+                 an older copy back would force a needless resume; `state reset --force` sets \
+                 it aside anyway and starts an empty journal"
+            )));
+        }
         return Ok(StateResetReport {
             healthy: true,
-            set_aside: None,
+            set_aside: store.set_aside("reset")?,
             restored_good_copy: false,
         });
     }

@@ -97,7 +97,7 @@ component_facts!(declare_component_config);
 
 /// When unattended runs may switch, and what they may apply by themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "MaintenanceFile")]
 pub struct Maintenance {
     /// Windows and blackout dates.
     #[serde(flatten)]
@@ -109,6 +109,32 @@ pub struct Maintenance {
 
 fn low() -> Risk {
     Risk::Low
+}
+
+/// `maintenance` as written: its keys read in place (not through
+/// `flatten`, which buffers them and loses the key path and line of an
+/// error inside, like a bad `windows[0].time_zone`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceFile {
+    #[serde(default)]
+    windows: Vec<crate::window::Window>,
+    #[serde(default)]
+    blackout: std::collections::BTreeSet<jiff::civil::Date>,
+    #[serde(default = "low")]
+    auto_approve: Risk,
+}
+
+impl From<MaintenanceFile> for Maintenance {
+    fn from(m: MaintenanceFile) -> Self {
+        Maintenance {
+            schedule: Schedule {
+                windows: m.windows,
+                blackout: m.blackout,
+            },
+            auto_approve: m.auto_approve,
+        }
+    }
 }
 
 impl Default for Maintenance {

@@ -55,6 +55,35 @@ fn key_prefix(path: &serde_path_to_error::Path) -> String {
     }
 }
 
+/// Where the key of `path` (its last name) is written, searching from the
+/// mapping a YAML error points at: a value refused by its own type (a
+/// time zone, a time of day) is reported at the start of the mapping that
+/// holds it, not at its own line. `None` when the key is not found before
+/// that mapping ends.
+fn key_location(text: &str, line: usize, column: usize, path: &str) -> Option<(usize, usize)> {
+    let last = path.trim_end_matches(": ").rsplit('.').next()?;
+    let name = last.split('[').next().filter(|n| !n.is_empty())?;
+    let wanted = format!("{name}:");
+    for (i, l) in text.lines().enumerate().skip(line.checked_sub(1)?) {
+        let body = l.trim_start();
+        let indent = l.len() - body.len();
+        let item = body.strip_prefix("- ").map(str::trim_start);
+        // A line left of the mapping (a sibling of its parent) ends the search.
+        if i + 1 > line && !body.is_empty() && !body.starts_with('#') && indent + 1 < column {
+            return None;
+        }
+        for (at, text) in [
+            (indent, Some(body)),
+            (l.len() - item.unwrap_or("").len(), item),
+        ] {
+            if text.is_some_and(|t| t.starts_with(&wanted)) && (i + 1 > line || at + 1 >= column) {
+                return Some((i + 1, at + 1));
+            }
+        }
+    }
+    None
+}
+
 impl StackFile {
     /// Parses stack-file text; `file` names it in errors.
     pub fn parse(text: &str, format: Format, file: &str) -> Result<StackFile, Error> {
@@ -70,8 +99,10 @@ impl StackFile {
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     let key = key_prefix(e.path());
                     let inner = e.inner();
-                    let (line, column) =
-                        inner.location().map_or((0, 0), |l| (l.line(), l.column()));
+                    let (line, column) = inner.location().map_or((0, 0), |l| {
+                        key_location(text, l.line(), l.column(), &key)
+                            .unwrap_or((l.line(), l.column()))
+                    });
                     let mut message = inner.to_string();
                     // The YAML error repeats the path and position; keep what is new.
                     if let Some(pos) = message.find(" at line ") {
@@ -85,6 +116,7 @@ impl StackFile {
                     {
                         message = rest.to_owned();
                     }
+                    let message = crate::suggest::unknown_field_hint(&message);
                     Error::Syntax {
                         file: file.to_owned(),
                         line,
@@ -112,6 +144,7 @@ impl StackFile {
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     let key = key_prefix(e.path());
                     let (line, column, message) = syntax(e.into_inner());
+                    let message = crate::suggest::unknown_field_hint(&message);
                     Error::Syntax {
                         file: file.to_owned(),
                         line,

@@ -154,7 +154,8 @@ impl StackFile {
                     return Err(invalid(
                         format!("environments.{env_name}.components.{name}"),
                         format!(
-                            "unknown component `{name}`; components in this stack: {}",
+                            "unknown component `{name}`{}; components in this stack: {}",
+                            crate::suggest::hint(name, components.keys().map(String::as_str)),
                             names(&components)
                         ),
                     ));
@@ -170,7 +171,8 @@ impl StackFile {
                     return Err(invalid(
                         key,
                         format!(
-                            "unknown component `{dep}`; components in this stack: {}",
+                            "unknown component `{dep}`{}; components in this stack: {}",
+                            crate::suggest::hint(dep, components.keys().map(String::as_str)),
                             names(&components)
                         ),
                     ));
@@ -203,7 +205,8 @@ impl StackFile {
                 return Err(invalid(
                     key,
                     format!(
-                        "unknown component `{name}`; components in this stack: {}",
+                        "unknown component `{name}`{}; components in this stack: {}",
+                        crate::suggest::hint(name, components.keys().map(String::as_str)),
                         names(&components)
                     ),
                 ));

@@ -112,7 +112,10 @@ impl Run<'_, '_> {
                 if self.opts.mode == Mode::Safe {
                     let step = self.step_of(key);
                     if !approver.approves(&step, self.opts.mode) {
-                        self.skip(key, "declined at the prompt".into())?;
+                        // A signal while the question was open stops the run.
+                        stop_reason = self.halt_reason();
+                        let why = stop_reason.clone();
+                        self.skip(key, why.unwrap_or_else(|| "declined at the prompt".into()))?;
                         continue;
                     }
                 }

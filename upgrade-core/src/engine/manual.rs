@@ -21,10 +21,12 @@ pub fn rollback_component(
     opts: &Options,
     lock: &dyn RunLock,
 ) -> Result<RunReport, Error> {
-    let comp = stack
-        .components
-        .get(component)
-        .ok_or_else(|| Error::Scope(format!("unknown component `{component}`")))?;
+    let comp = stack.components.get(component).ok_or_else(|| {
+        Error::Scope(format!(
+            "unknown component `{component}`{}",
+            crate::suggest::hint(component, stack.components.keys().map(String::as_str))
+        ))
+    })?;
     let current = ports
         .store
         .current(component)

@@ -38,12 +38,14 @@ pub fn check_scope(stack: &Stack, scope: &Scope) -> Result<(), Error> {
         Scope::All => Ok(()),
         Scope::Phase { name } if stack.phases.iter().any(|p| &p.name == name) => Ok(()),
         Scope::Phase { name } => Err(Error::Scope(format!(
-            "unknown phase `{name}`; phases: {}",
+            "unknown phase `{name}`{}; phases: {}",
+            crate::suggest::hint(name, stack.phases.iter().map(|p| p.name.as_str())),
             joined(stack.phases.iter().map(|p| p.name.as_str()))
         ))),
         Scope::Component { name } if stack.components.contains_key(name) => Ok(()),
         Scope::Component { name } => Err(Error::Scope(format!(
-            "unknown component `{name}`; components: {}",
+            "unknown component `{name}`{}; components: {}",
+            crate::suggest::hint(name, stack.components.keys().map(String::as_str)),
             joined(stack.components.keys().map(String::as_str))
         ))),
     }

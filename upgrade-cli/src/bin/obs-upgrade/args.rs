@@ -3,19 +3,37 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::complete;
 
 /// Keeps a self-hosted observability stack (Prometheus, Alertmanager, the
 /// exporters, Loki, Promtail/Alloy) up to date, safely: plan, download and
 /// verify, back up, switch atomically, restart, health-check, roll back by
 /// itself.
 #[derive(Debug, Parser)]
-#[command(name = "obs-upgrade", version, propagate_version = true, after_help = EXIT_CODES)]
+#[command(
+    name = "obs-upgrade",
+    version = VERSION,
+    propagate_version = true,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `0.1.0 (commit 1a2b3c4d5e6f, 2026-11-21)`: the commit it was built from and its date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OBS_UPGRADE_COMMIT"),
+    ", ",
+    env!("OBS_UPGRADE_COMMIT_DATE"),
+    ")"
+);
 
 pub const EXIT_CODES: &str = concat!(
     "Exit codes:\n",
@@ -24,6 +42,8 @@ pub const EXIT_CODES: &str = concat!(
     "  2    usage or configuration error\n",
     "  3    another run holds the lock\n",
     "  4    interrupted: run `obs-upgrade resume`\n",
+    "  5    stopped by a signal (the component in flight finished or rolled back)\n",
+    "  77   permission denied: run as root\n",
     "  100  updates available (`check --exit-code`)",
 );
 
@@ -43,6 +63,7 @@ pub enum ServiceManager {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The stack file (default: `<root>/etc/obs-upgrade/stack.yaml` or `.toml`;
     /// none: the built-in catalog)
@@ -109,10 +130,10 @@ pub struct Global {
 #[derive(Debug, Clone, Args)]
 pub struct Selection {
     /// Only this component
-    #[arg(long, conflicts_with = "phase")]
+    #[arg(long, conflicts_with = "phase", add = ArgValueCandidates::new(complete::components))]
     pub component: Option<String>,
     /// Only this phase
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::phases))]
     pub phase: Option<String>,
 }
 
@@ -206,7 +227,7 @@ pub enum Command {
     )]
     Rollback {
         /// The component to move
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(complete::components))]
         component: Option<String>,
         /// The version to go to (must be in the store)
         #[arg(long, requires = "component", conflicts_with_all = ["run", "previous"])]
@@ -231,7 +252,8 @@ pub enum Command {
         )
     )]
     History {
-        #[arg(long)]
+        /// Only this component's records
+        #[arg(long, add = ArgValueCandidates::new(complete::components))]
         component: Option<String>,
         /// The newest N records
         #[arg(long, default_value_t = 50)]
@@ -302,6 +324,7 @@ pub enum Command {
     )]
     Unmanage {
         /// The component
+        #[arg(add = ArgValueCandidates::new(complete::components))]
         component: String,
     },
     /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
@@ -326,19 +349,61 @@ pub enum Command {
     /// systemd timers for unattended operation
     #[command(subcommand)]
     Timer(TimerCmd),
-    /// Shell completions
-    Completions { shell: clap_complete::Shell },
-    /// The manual page (roff)
-    Man,
+    /// Shell completions (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = concat!(
+            "The script asks obs-upgrade itself on each Tab (subcommands, options, and the\n",
+            "component and phase names of the stack file), so it never goes stale.\n\n",
+            "Examples:\n",
+            "  echo 'source <(obs-upgrade completions bash)' >> ~/.bashrc\n",
+            "  echo 'source <(obs-upgrade completions zsh)' >> ~/.zshrc\n",
+            "  obs-upgrade completions fish > ~/.config/fish/completions/obs-upgrade.fish",
+        )
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Manual pages (roff): one per command
+    #[command(
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade man | man -l -                   # read obs-upgrade(1)\n",
+            "  obs-upgrade man apply | man -l -             # obs-upgrade-apply(1)\n",
+            "  obs-upgrade man --dir /usr/local/share/man/man1 && mandb -q   # install all",
+        )
+    )]
+    Man {
+        /// The command whose page to print (`apply`, `hold add`; default: the top level)
+        command: Vec<String>,
+        /// Write every page into this directory instead of printing one
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
     /// Load and validate the stack file
+    #[command(
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade config check\n",
+            "  obs-upgrade --config ./stack.yaml config check --json   # file, line and key",
+        )
+    )]
     Check,
     /// The stack as resolved for the environment (catalog merged, policies layered)
+    #[command(
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade config show\n",
+            "  obs-upgrade --environment staging config show --json",
+        )
+    )]
     Show,
     /// A complete, commented example stack file
+    #[command(after_help = "Example:\n  obs-upgrade config example > /etc/obs-upgrade/stack.yaml")]
     Example,
 }
 
@@ -347,6 +412,7 @@ pub enum HoldCmd {
     /// Hold a component at its installed version
     Add {
         /// The component
+        #[arg(add = ArgValueCandidates::new(complete::components))]
         component: String,
         /// Why (shown wherever the hold is)
         #[arg(long)]
@@ -355,6 +421,7 @@ pub enum HoldCmd {
     /// Release a component's hold: it is planned normally again
     Release {
         /// The component
+        #[arg(add = ArgValueCandidates::new(complete::components))]
         component: String,
     },
     /// Holds and releases that failed here
@@ -368,6 +435,7 @@ pub enum QuarantineCmd {
     /// Let failed releases of a component be planned again
     Clear {
         /// The component
+        #[arg(add = ArgValueCandidates::new(complete::components))]
         component: String,
         /// Only this version (default: every failed one)
         #[arg(value_name = "VERSION")]
@@ -378,16 +446,42 @@ pub enum QuarantineCmd {
 #[derive(Debug, Subcommand)]
 pub enum StateCmd {
     /// Set a damaged state file aside and continue from its good copy
-    Reset,
+    #[command(
+        after_help = concat!(
+            "A state file that reads cleanly is refused: putting an older copy back would\n",
+            "force a needless resume. --force sets it aside anyway (an empty journal).\n\n",
+            "Examples:\n",
+            "  obs-upgrade state reset\n",
+            "  obs-upgrade state reset --force",
+        )
+    )]
+    Reset {
+        /// Set the state file aside even when it reads cleanly
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SupervisorCmd {
     /// Start services (all when none named)
-    Start { units: Vec<String> },
+    #[command(
+        after_help = "Examples:\n  obs-upgrade supervisor start\n  obs-upgrade supervisor start node_exporter.service"
+    )]
+    Start {
+        /// Units to start
+        units: Vec<String>,
+    },
     /// Stop services (all when none named)
-    Stop { units: Vec<String> },
+    #[command(after_help = "Example:\n  obs-upgrade supervisor stop")]
+    Stop {
+        /// Units to stop
+        units: Vec<String>,
+    },
     /// Services and their pids
+    #[command(
+        after_help = "Examples:\n  obs-upgrade supervisor status\n  obs-upgrade supervisor status --json"
+    )]
     Status,
 }
 
@@ -409,7 +503,11 @@ pub enum TimerCmd {
         no_enable: bool,
     },
     /// Disable and remove the units
+    #[command(after_help = "Example:\n  obs-upgrade timer remove")]
     Remove,
     /// Whether the units are installed, and when they fire next
+    #[command(
+        after_help = "Examples:\n  obs-upgrade timer status\n  obs-upgrade timer status --json"
+    )]
     Status,
 }

@@ -1,8 +1,12 @@
 //! `obs-upgrade`: keeps a self-hosted observability stack up to date.
-#![allow(clippy::print_stdout, clippy::print_stderr)] // the binary talks to the terminal
+#![allow(clippy::print_stderr)] // the binary talks to the terminal; stdout goes through `out`
+
+#[macro_use]
+mod out;
 
 mod args;
 mod cmd;
+mod complete;
 mod exit;
 mod render;
 mod signals;

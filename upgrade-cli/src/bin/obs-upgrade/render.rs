@@ -13,7 +13,7 @@ pub fn json<T: Serialize>(schema: &str, value: &T) -> anyhow::Result<()> {
             serde_json::Value::String(format!("obs-upgrade/{schema}/v1")),
         );
     }
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
@@ -39,29 +39,36 @@ impl Table {
         self.rows.is_empty()
     }
 
-    pub fn print(&self) {
+    /// Prints the table, columns aligned by what a terminal shows: escape
+    /// sequences (colours) take no room, wide characters take two cells.
+    pub fn print(&self) -> std::io::Result<()> {
         let n = self.header.len();
         let mut width = vec![0usize; n];
         for r in std::iter::once(&self.header).chain(&self.rows) {
             for (i, c) in r.iter().enumerate().take(n) {
-                width[i] = width[i].max(c.chars().count());
+                width[i] = width[i].max(display_width(c));
             }
         }
         for r in std::iter::once(&self.header).chain(&self.rows) {
-            let line: Vec<String> = r
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    if i + 1 == n {
-                        c.clone()
-                    } else {
-                        format!("{c:<w$}", w = width[i])
-                    }
-                })
-                .collect();
-            println!("{}", line.join("  ").trim_end());
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate().take(n) {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                line.push_str(c);
+                if i + 1 < n {
+                    line.push_str(&" ".repeat(width[i].saturating_sub(display_width(c))));
+                }
+            }
+            outln!("{}", line.trim_end());
         }
+        Ok(())
     }
+}
+
+/// The cells a terminal gives `text`: escape sequences take none.
+pub fn display_width(text: &str) -> usize {
+    console::measure_text_width(text)
 }
 
 /// Colors a word when colors are on.
@@ -101,17 +108,17 @@ pub fn run_report(
         return Ok(code);
     }
     for b in &report.blockers {
-        println!("No-Go: {b}");
+        outln!("No-Go: {b}");
     }
     if (report.steps.is_empty() || report.all_at_target()) && unchecked > 0 {
-        println!(
+        outln!(
             "Nothing was changed; {unchecked} component(s) could not be checked (see the \
              errors above)."
         );
         return Ok(code);
     }
     if report.steps.is_empty() || report.all_at_target() {
-        println!("Nothing to do: every component is where its policy wants it.");
+        outln!("Nothing to do: every component is where its policy wants it.");
         return Ok(code);
     }
     let mut t = Table::new(&["COMPONENT", "FROM → TO", "RESULT", "DETAIL"]);
@@ -136,22 +143,22 @@ pub fn run_report(
             s.message.clone().unwrap_or_default(),
         ]);
     }
-    t.print();
+    t.print()?;
     for n in &report.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     if report.status != RunStatus::Planning {
-        println!("run {}: {}", report.run_id, report.status);
+        outln!("run {}: {}", report.run_id, report.status);
     } else if report.no_go() {
-        println!("No-Go: the run would stop or skip the steps above.");
+        outln!("No-Go: the run would stop or skip the steps above.");
     } else {
-        println!("Go: every check passed.");
+        outln!("Go: every check passed.");
     }
     Ok(code)
 }
 
 /// The store per component: current, last known-good, versions kept.
-pub fn versions(rows: &[upgrade_cli::ops::VersionsRow]) {
+pub fn versions(rows: &[upgrade_cli::ops::VersionsRow]) -> std::io::Result<()> {
     let mut t = Table::new(&["COMPONENT", "CURRENT", "LAST GOOD", "IN THE STORE"]);
     for r in rows {
         let dash = || "-".to_owned();
@@ -166,5 +173,5 @@ pub fn versions(rows: &[upgrade_cli::ops::VersionsRow]) {
             },
         ]);
     }
-    t.print();
+    t.print()
 }

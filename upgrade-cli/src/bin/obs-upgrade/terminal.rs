@@ -2,11 +2,13 @@
 //! spinner on a terminal, plain lines otherwise, and the approval prompt.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use upgrade_cli::ops::Ui;
+use upgrade_core::engine::StopFlag;
 use upgrade_core::journal::{StepEvent, TxStep};
 use upgrade_core::planner::Step;
 use upgrade_core::version::Version;
@@ -21,10 +23,38 @@ pub struct Terminal {
     can_prompt: bool,
     bar: Mutex<Option<ProgressBar>>,
     spinner: Mutex<Option<ProgressBar>>,
+    stop: StopFlag,
+}
+
+/// Lines typed on stdin, read by one thread for the whole process: a prompt
+/// waits for a line or a stop request (Ctrl-C), whichever comes first — a
+/// plain `read_line` would keep waiting after the signal.
+fn typed_lines() -> &'static Mutex<Receiver<String>> {
+    static LINES: OnceLock<Mutex<Receiver<String>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            loop {
+                let mut line = String::new();
+                match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Mutex::new(rx)
+    })
 }
 
 impl Terminal {
-    pub fn new(g: &Global, unattended: bool) -> Self {
+    /// `stop` is the run's stop flag: a signal while a question is open
+    /// answers it "no" at once, and the run stops.
+    pub fn new(g: &Global, unattended: bool, stop: &StopFlag) -> Self {
         let interactive = !g.json && !g.quiet && std::io::stderr().is_terminal();
         Terminal {
             interactive,
@@ -35,6 +65,7 @@ impl Terminal {
                 && std::io::stderr().is_terminal(),
             bar: Mutex::new(None),
             spinner: Mutex::new(None),
+            stop: stop.clone(),
         }
     }
 }
@@ -115,17 +146,31 @@ impl Ui for Terminal {
                 ""
             }
         );
-        let mut line = String::new();
-        let mut read = || {
+        let read = || {
             eprint!("{question}");
             let _ = std::io::stderr().flush();
-            let _ = std::io::stdin().lock().read_line(&mut line);
+            let lines = typed_lines().lock().expect("stdin");
+            loop {
+                if self.stop.is_requested() {
+                    eprintln!();
+                    return None;
+                }
+                match lines.recv_timeout(Duration::from_millis(50)) {
+                    Ok(line) => return Some(line),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        eprintln!();
+                        return None;
+                    }
+                }
+            }
         };
-        match &*spinner {
+        // The spinner is cleared and held while the question is open.
+        let line = match &*spinner {
             Some(s) => s.suspend(read),
             None => read(),
-        }
-        matches!(line.trim(), "y" | "Y" | "yes")
+        };
+        line.is_some_and(|l| matches!(l.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
     }
 
     fn done(&self) {

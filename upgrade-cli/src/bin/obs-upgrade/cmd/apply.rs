@@ -23,7 +23,7 @@ pub struct ApplyArgs {
 }
 
 pub fn stage(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
-    let ui = Terminal::new(g, false);
+    let ui = Terminal::new(g, false, &host.options().stop);
     let report = ops::stage(host, &StageOptions { scope: scope(sel) }, &ui)?;
     for (name, e) in &report.errors {
         eprintln!("error: {name}: {e}");
@@ -31,7 +31,7 @@ pub fn stage(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
     if g.json {
         render::json("stage", &report)?;
     } else if report.staged.is_empty() {
-        println!("Nothing to stage.");
+        outln!("Nothing to stage.");
     } else {
         let mut t = Table::new(&["COMPONENT", "VERSION", "RESULT"]);
         for r in &report.staged {
@@ -42,7 +42,7 @@ pub fn stage(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
             };
             t.row(vec![r.component.clone(), r.version.clone(), result]);
         }
-        t.print();
+        t.print()?;
     }
     Ok(if report.failures() > 0 {
         exit::FAILED
@@ -66,8 +66,8 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
         allow_unhealthy: a.allow_unhealthy,
         ignore_holds: a.ignore_holds,
     };
-    let ui = Terminal::new(g, a.unattended);
     let stop = &host.options().stop;
+    let ui = Terminal::new(g, a.unattended, stop);
     if mode != Mode::DryRun {
         signals::stop_on_signals(stop);
     }
@@ -83,7 +83,7 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
                     || "no window opens in the next 400 days".to_owned(),
                     |t| format!("the next one opens at {t}"),
                 );
-                println!("Outside every maintenance window: nothing was changed; {next}.");
+                outln!("Outside every maintenance window: nothing was changed; {next}.");
             }
             Ok(exit::OK)
         }
@@ -120,7 +120,7 @@ pub fn apply(g: &Global, host: &Host, sel: &Selection, a: &ApplyArgs) -> Result<
 pub fn resume(g: &Global, host: &Host) -> Result<u8> {
     let stop = &host.options().stop;
     signals::stop_on_signals(stop);
-    let report = ops::resume(host, &Terminal::new(g, true))?;
+    let report = ops::resume(host, &Terminal::new(g, true, stop))?;
     let code = render::run_report(g, &report, 0)?;
     Ok(signals::exit_code(stop, code))
 }

@@ -69,9 +69,9 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
                 },
             ]);
         }
-        t.print();
+        t.print()?;
         for w in &report.warnings {
-            println!("warning: {w}");
+            outln!("warning: {w}");
         }
     }
     // Never "up to date" (0) or "updates" (100) when something could not be read.
@@ -98,7 +98,7 @@ pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
     let (plan, selected) = (&report.plan, &report.selected);
     let color = color_enabled(g.color);
     if plan.is_empty() {
-        println!("Nothing to upgrade.");
+        outln!("Nothing to upgrade.");
     } else {
         let mut t = Table::new(&[
             "PHASE",
@@ -137,7 +137,7 @@ pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
                 ]);
             }
         }
-        t.print();
+        t.print()?;
     }
     let mut other = Table::new(&["COMPONENT", "", "WHY"]);
     for b in &plan.blocked {
@@ -160,11 +160,11 @@ pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
         ]);
     }
     if !other.is_empty() {
-        println!();
-        other.print();
+        outln!();
+        other.print()?;
     }
     for w in &plan.warnings {
-        println!("warning: {}", w.message);
+        outln!("warning: {}", w.message);
     }
     Ok(code)
 }

@@ -14,7 +14,7 @@ const EXAMPLE: &str = include_str!("../../../../../examples/stack.yaml");
 pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
     match c {
         ConfigCmd::Example => {
-            print!("{EXAMPLE}");
+            out!("{EXAMPLE}");
             Ok(exit::OK)
         }
         ConfigCmd::Check => {
@@ -27,7 +27,7 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
                     || "the built-in catalog (no stack file)".to_owned(),
                     |p| p.display().to_string(),
                 );
-                println!(
+                outln!(
                     "{src}: ok, {} components, environment {}",
                     report.components,
                     report.environment.as_deref().unwrap_or("(none)")
@@ -45,14 +45,14 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
                 }
                 render::json("config", &value)?;
             } else {
-                print!("{}", yaml_serde::to_string(host.stack())?);
-                println!("---");
-                println!(
+                out!("{}", yaml_serde::to_string(host.stack())?);
+                outln!("---");
+                outln!(
                     "# Where each service answers, derived from how it runs (not part of the \
                      stack file)"
                 );
                 let doc = std::collections::BTreeMap::from([("endpoints", &endpoints)]);
-                print!("{}", yaml_serde::to_string(&doc)?);
+                out!("{}", yaml_serde::to_string(&doc)?);
             }
             Ok(exit::OK)
         }
@@ -61,18 +61,24 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
 
 pub fn state(g: &Global, host: &Host, c: &StateCmd) -> Result<u8> {
     match c {
-        StateCmd::Reset => {
-            let out = ops::state_reset(host)?;
+        StateCmd::Reset { force } => {
+            let out = ops::state_reset(host, *force)?;
             if g.json {
                 render::json("state-reset", &out)?;
             } else if out.healthy {
-                println!("the state file reads cleanly; nothing was changed");
+                match &out.set_aside {
+                    Some(p) => outln!(
+                        "set the state file aside as {} (forced); the journal starts empty",
+                        p.display()
+                    ),
+                    None => outln!("there was no state file; nothing was changed"),
+                }
             } else {
                 match &out.set_aside {
-                    Some(p) => println!("set the state file aside as {}", p.display()),
-                    None => println!("there was no state file"),
+                    Some(p) => outln!("set the state file aside as {}", p.display()),
+                    None => outln!("there was no state file"),
                 }
-                println!(
+                outln!(
                     "{}",
                     if out.restored_good_copy {
                         "continued from the previous good copy"
@@ -105,29 +111,76 @@ pub fn supervisor(g: &Global, host: &Host, c: &SupervisorCmd) -> Result<u8> {
             let pid = r.pid.map(|p| p.to_string()).unwrap_or_default();
             t.row(vec![r.unit, state.into(), pid]);
         }
-        t.print();
+        t.print()?;
     } else {
         for r in rows {
             match r.pid {
-                Some(pid) => println!("{}: {verb} (pid {pid})", r.unit),
-                None => println!("{}: {verb}", r.unit),
+                Some(pid) => outln!("{}: {verb} (pid {pid})", r.unit),
+                None => outln!("{}: {verb}", r.unit),
             }
         }
     }
     Ok(exit::OK)
 }
 
-pub fn completions(shell: clap_complete::Shell) -> u8 {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "obs-upgrade",
-        &mut std::io::stdout(),
-    );
-    exit::OK
+pub fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    crate::out::bytes(&crate::complete::registration(shell)?)?;
+    Ok(exit::OK)
 }
 
-pub fn man() -> Result<u8> {
-    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+/// The command tree the manual pages describe (help subcommands left out).
+fn man_tree() -> clap::Command {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+/// Every page: `obs-upgrade`, `obs-upgrade-apply`, `obs-upgrade-hold-add`, ….
+fn man_pages(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+    out.push(cmd.clone());
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        man_pages(sub, out);
+    }
+}
+
+pub fn man(g: &Global, command: &[String], dir: Option<&std::path::Path>) -> Result<u8> {
+    let tree = man_tree();
+    if let Some(dir) = dir {
+        let mut pages = Vec::new();
+        man_pages(&tree, &mut pages);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let mut written = Vec::new();
+        for page in pages {
+            let man = clap_mangen::Man::new(page);
+            let path = man.generate_to(dir).map_err(|e| {
+                anyhow::anyhow!("cannot write a manual page in {}: {e}", dir.display())
+            })?;
+            written.push(path);
+        }
+        if g.json {
+            render::json("man", &serde_json::json!({ "written": written }))?;
+        } else {
+            for p in &written {
+                outln!("wrote {}", p.display());
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let mut cmd = &tree;
+    for (i, word) in command.iter().enumerate() {
+        cmd = cmd.find_subcommand(word).ok_or_else(|| {
+            let known: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
+            upgrade_cli::Error::Usage(format!(
+                "no manual page for `{}`{}; commands: {}",
+                command[..=i].join(" "),
+                upgrade_core::suggest::hint(word, known.iter().copied()),
+                known.join(", ")
+            ))
+        })?;
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    crate::out::bytes(&page)?;
     Ok(exit::OK)
 }

@@ -16,7 +16,7 @@ pub fn hold(g: &Global, host: &Host, c: &HoldCmd) -> Result<u8> {
             if g.json {
                 render::json("hold", &hold)?;
             } else {
-                println!("{component} is held at {}: {}", hold.version, hold.reason);
+                outln!("{component} is held at {}: {}", hold.version, hold.reason);
             }
         }
         HoldCmd::Release { component } => {
@@ -24,9 +24,9 @@ pub fn hold(g: &Global, host: &Host, c: &HoldCmd) -> Result<u8> {
             if g.json {
                 render::json("hold-release", &serde_json::json!({ "released": gone }))?;
             } else if let Some(h) = gone {
-                println!("{component} is no longer held (it was at {})", h.version);
+                outln!("{component} is no longer held (it was at {})", h.version);
             } else {
-                println!("{component} was not held; nothing changed");
+                outln!("{component} was not held; nothing changed");
             }
         }
         HoldCmd::List => list(g, &ops::memory(host)?)?,
@@ -39,15 +39,15 @@ pub fn unmanage(g: &Global, host: &Host, component: &str) -> Result<u8> {
     if g.json {
         render::json("unmanage", &r)?;
     } else if let Some(d) = &r.drop_in {
-        println!("removed {d}; {} runs its own ExecStart again", r.unit);
+        outln!("removed {d}; {} runs its own ExecStart again", r.unit);
         for l in &r.links {
-            println!("removed the link {l}");
+            outln!("removed the link {l}");
         }
         if r.restarted {
-            println!("restarted {}", r.unit);
+            outln!("restarted {}", r.unit);
         }
     } else {
-        println!("{} has no obs-upgrade drop-in; nothing changed", r.unit);
+        outln!("{} has no obs-upgrade drop-in; nothing changed", r.unit);
     }
     Ok(exit::OK)
 }
@@ -65,10 +65,10 @@ pub fn quarantine(g: &Global, host: &Host, c: &QuarantineCmd) -> Result<u8> {
             if g.json {
                 render::json("quarantine-clear", &serde_json::json!({ "cleared": gone }))?;
             } else if gone.is_empty() {
-                println!("no failed release of {component} is remembered; nothing changed");
+                outln!("no failed release of {component} is remembered; nothing changed");
             } else {
                 let list: Vec<String> = gone.iter().map(ToString::to_string).collect();
-                println!("{component} {} may be planned again", list.join(", "));
+                outln!("{component} {} may be planned again", list.join(", "));
             }
         }
     }
@@ -80,7 +80,7 @@ fn list(g: &Global, m: &MemoryReport) -> Result<()> {
         return render::json("holds", m);
     }
     if m.holds.holds.is_empty() && m.holds.bad.is_empty() {
-        println!("No holds, and no release failed here.");
+        outln!("No holds, and no release failed here.");
         return Ok(());
     }
     let mut t = Table::new(&["COMPONENT", "VERSION", "KIND", "SINCE", "WHY"]);
@@ -108,6 +108,6 @@ fn list(g: &Global, m: &MemoryReport) -> Result<()> {
             ]);
         }
     }
-    t.print();
+    t.print()?;
     Ok(())
 }

@@ -55,8 +55,8 @@ pub fn scope(sel: &Selection) -> Scope {
 pub fn dispatch(cli: &Cli) -> Result<u8> {
     let g = &cli.global;
     match &cli.command {
-        Command::Completions { shell } => Ok(config::completions(*shell)),
-        Command::Man => config::man(),
+        Command::Completions { shell } => config::completions(*shell),
+        Command::Man { command, dir } => config::man(g, command, dir.as_deref()),
         Command::Config(c) => config::config(g, c),
         Command::Supervisor(c) => config::supervisor(g, &open(g)?, c),
         Command::State(c) => config::state(g, &open(g)?, c),

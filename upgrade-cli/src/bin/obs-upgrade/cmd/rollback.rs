@@ -25,9 +25,9 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
         if g.json {
             render::json("rollback-list", &list)?;
         } else {
-            render::versions(&list.components);
+            render::versions(&list.components)?;
             if !list.runs.is_empty() {
-                println!();
+                outln!();
                 let mut t = Table::new(&["RUN", "FINISHED", "UPGRADED"]);
                 for r in &list.runs {
                     t.row(vec![
@@ -36,7 +36,7 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
                         r.upgraded.join(", "),
                     ]);
                 }
-                t.print();
+                t.print()?;
             }
         }
         return Ok(exit::OK);
@@ -59,7 +59,7 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
     };
     let stop = &host.options().stop;
     signals::stop_on_signals(stop);
-    let report = ops::rollback(host, &target, &Terminal::new(g, true))?;
+    let report = ops::rollback(host, &target, &Terminal::new(g, true, stop))?;
     let code = render::run_report(g, &report, 0)?;
     Ok(signals::exit_code(stop, code))
 }
@@ -83,14 +83,14 @@ pub fn prune(
     }
     let backups = &report.backups_removed;
     if report.removed.is_empty() {
-        println!(
+        outln!(
             "Nothing to prune (keeping {} versions per component, the current and the last \
                 known-good).",
             report.keep
         );
     }
     for (name, vs) in &report.removed {
-        println!(
+        outln!(
             "{} {name} {}",
             if dry_run { "would remove" } else { "removed" },
             vs.iter()
@@ -100,7 +100,7 @@ pub fn prune(
         );
     }
     for b in backups {
-        println!("removed backup {}", b.display());
+        outln!("removed backup {}", b.display());
     }
     Ok(exit::OK)
 }

@@ -28,27 +28,28 @@ pub fn status(g: &Global, host: &Host) -> Result<u8> {
     }
     let lock = &report.lock;
     match &lock.holder {
-        Some(h) if lock.held => println!("lock: held by {h}"),
-        _ if lock.held => println!("lock: held (the holder has not written its details yet)"),
-        _ => println!("lock: free"),
+        Some(h) if lock.held => outln!("lock: held by {h}"),
+        _ if lock.held => outln!("lock: held (the holder has not written its details yet)"),
+        _ => outln!("lock: free"),
     }
     for (name, h) in &report.holds.holds {
-        println!("held: {name} at {} ({}, by {})", h.version, h.reason, h.by);
+        outln!("held: {name} at {} ({}, by {})", h.version, h.reason, h.by);
     }
     for (name, list) in &report.holds.bad {
         for b in list {
-            println!(
+            outln!(
                 "failed here: {name} {} in run {} (never planned until `obs-upgrade \
                  quarantine clear {name}`)",
-                b.version, b.run_id
+                b.version,
+                b.run_id
             );
         }
     }
     let Some(run) = &report.run else {
-        println!("No run recorded yet.");
+        outln!("No run recorded yet.");
         return Ok(exit::OK);
     };
-    println!(
+    outln!(
         "run {}: {} ({}, started {}, updated {})",
         run.id,
         run.status,
@@ -61,7 +62,7 @@ pub fn status(g: &Global, host: &Host) -> Result<u8> {
             .unwrap_or(run.updated_at)
     );
     if report.needs_resume() {
-        println!("this run was interrupted: run `obs-upgrade resume`");
+        outln!("this run was interrupted: run `obs-upgrade resume`");
     }
     let mut t = Table::new(&["COMPONENT", "FROM → TO", "STATUS", "DETAIL"]);
     for phase in &run.phases {
@@ -81,7 +82,7 @@ pub fn status(g: &Global, host: &Host) -> Result<u8> {
         }
     }
     if !t.is_empty() {
-        t.print();
+        t.print()?;
     }
     Ok(exit::OK)
 }
@@ -98,7 +99,7 @@ pub fn history(
         if g.json {
             render::json("history-stats", &s)?;
         } else {
-            println!(
+            outln!(
                 "runs: {} ({} completed, success rate {:.0}%), mean duration {:.1} s",
                 s.runs,
                 s.completed,
@@ -124,7 +125,7 @@ pub fn history(
                 ]);
             }
             if !t.is_empty() {
-                t.print();
+                t.print()?;
             }
         }
         return Ok(exit::OK);
@@ -145,7 +146,7 @@ pub fn history(
         return Ok(exit::OK);
     }
     if records.is_empty() {
-        println!("No history yet.");
+        outln!("No history yet.");
         return Ok(exit::OK);
     }
     let mut t = Table::new(&["WHEN", "RUN", "WHAT", "OUTCOME"]);
@@ -206,7 +207,7 @@ pub fn history(
             ]),
         }
     }
-    t.print();
+    t.print()?;
     Ok(exit::OK)
 }
 
@@ -215,7 +216,7 @@ pub fn versions(g: &Global, host: &Host) -> Result<u8> {
     if g.json {
         render::json("versions", &serde_json::json!({ "components": rows }))?;
     } else {
-        render::versions(&rows);
+        render::versions(&rows)?;
     }
     Ok(exit::OK)
 }

@@ -13,14 +13,14 @@ use crate::render::{self, Table};
 
 pub fn metrics(g: &Global, host: &Host, write: bool, path: Option<&Path>) -> Result<u8> {
     if !write {
-        print!("{}", ops::metrics(host)?);
+        out!("{}", ops::metrics(host)?);
         return Ok(exit::OK);
     }
     let path = ops::write_metrics(host, path)?;
     if g.json {
         render::json("metrics", &serde_json::json!({ "written": path }))?;
     } else if !g.quiet {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(exit::OK)
 }
@@ -37,15 +37,16 @@ pub fn timer(g: &Global, host: &Host, t: &TimerCmd) -> Result<u8> {
                 render::json("timer-install", &report)?;
             } else {
                 for p in &report.written {
-                    println!("wrote {}", p.display());
+                    outln!("wrote {}", p.display());
                 }
                 if !report.enabled.is_empty() {
-                    println!("enabled {}", report.enabled.join(" and "));
+                    outln!("enabled {}", report.enabled.join(" and "));
                 } else if !report.systemd {
-                    println!(
+                    outln!(
                         "systemd is not managing this root; enable the timers there with: \
                          systemctl enable --now {} {}",
-                        UNITS[1], UNITS[3]
+                        UNITS[1],
+                        UNITS[3]
                     );
                 }
             }
@@ -56,7 +57,7 @@ pub fn timer(g: &Global, host: &Host, t: &TimerCmd) -> Result<u8> {
                 render::json("timer-remove", &report)?;
             } else {
                 for p in &report.removed {
-                    println!("removed {}", p.display());
+                    outln!("removed {}", p.display());
                 }
             }
         }
@@ -71,17 +72,17 @@ pub fn timer(g: &Global, host: &Host, t: &TimerCmd) -> Result<u8> {
                 let installed = if u.installed { "yes" } else { "no" };
                 t.row(vec![u.unit.clone(), installed.into(), u.enabled.clone()]);
             }
-            t.print();
+            t.print()?;
             match (
                 status.windows_defined,
                 status.window_open,
                 status.next_window,
             ) {
-                (false, ..) => println!("no maintenance windows are defined"),
-                (true, true, _) => println!("a maintenance window is open now"),
-                (true, false, Some(n)) => println!("the next maintenance window opens at {n}"),
+                (false, ..) => outln!("no maintenance windows are defined"),
+                (true, true, _) => outln!("a maintenance window is open now"),
+                (true, false, Some(n)) => outln!("the next maintenance window opens at {n}"),
                 (true, false, None) => {
-                    println!("no maintenance window opens in the next 400 days");
+                    outln!("no maintenance window opens in the next 400 days");
                 }
             }
         }
