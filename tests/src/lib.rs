@@ -10,6 +10,7 @@ pub mod proxy;
 pub mod release_server;
 pub mod sandbox;
 pub mod tls;
+pub mod tmux;
 pub mod world;
 
 use std::collections::BTreeMap;

@@ -285,10 +285,18 @@ pub enum Command {
         dry_run: bool,
     },
     /// The stack file: check it, show it resolved, or print an example
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade config check\n",
+            "  obs-upgrade config show --json\n",
+            "  obs-upgrade config example > /etc/obs-upgrade/stack.yaml",
+        )
+    )]
     Config(ConfigCmd),
     /// The journal: reset a damaged state file
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  obs-upgrade state reset")]
     State(StateCmd),
     /// Keep a component at its version until released (manual rollbacks hold by themselves)
     #[command(
@@ -328,7 +336,14 @@ pub enum Command {
         component: String,
     },
     /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade supervisor status\n",
+            "  obs-upgrade supervisor start node_exporter.service",
+        )
+    )]
     Supervisor(SupervisorCmd),
     /// Self-metrics for the textfile collector of the node exporter
     #[command(
@@ -347,7 +362,14 @@ pub enum Command {
         path: Option<PathBuf>,
     },
     /// systemd timers for unattended operation
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade timer install\n",
+            "  obs-upgrade timer status",
+        )
+    )]
     Timer(TimerCmd),
     /// Shell completions (bash, zsh, fish, elvish, powershell)
     #[command(
@@ -410,6 +432,12 @@ pub enum ConfigCmd {
 #[derive(Debug, Subcommand)]
 pub enum HoldCmd {
     /// Hold a component at its installed version
+    #[command(
+        after_help = concat!(
+            "Example:\n",
+            "  obs-upgrade hold add prometheus --reason \"waiting for the 3.x migration\"",
+        )
+    )]
     Add {
         /// The component
         #[arg(add = ArgValueCandidates::new(complete::components))]
@@ -419,20 +447,30 @@ pub enum HoldCmd {
         reason: Option<String>,
     },
     /// Release a component's hold: it is planned normally again
+    #[command(after_help = "Example:\n  obs-upgrade hold release node_exporter")]
     Release {
         /// The component
         #[arg(add = ArgValueCandidates::new(complete::components))]
         component: String,
     },
     /// Holds and releases that failed here
+    #[command(after_help = "Examples:\n  obs-upgrade hold list\n  obs-upgrade hold list --json")]
     List,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCmd {
     /// Releases that failed here, and holds
+    #[command(after_help = "Example:\n  obs-upgrade quarantine list")]
     List,
     /// Let failed releases of a component be planned again
+    #[command(
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade quarantine clear node_exporter 1.10.0\n",
+            "  obs-upgrade quarantine clear node_exporter          # every failed release",
+        )
+    )]
     Clear {
         /// The component
         #[arg(add = ArgValueCandidates::new(complete::components))]
@@ -466,7 +504,11 @@ pub enum StateCmd {
 pub enum SupervisorCmd {
     /// Start services (all when none named)
     #[command(
-        after_help = "Examples:\n  obs-upgrade supervisor start\n  obs-upgrade supervisor start node_exporter.service"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade supervisor start\n",
+            "  obs-upgrade supervisor start node_exporter.service",
+        )
     )]
     Start {
         /// Units to start
@@ -480,7 +522,11 @@ pub enum SupervisorCmd {
     },
     /// Services and their pids
     #[command(
-        after_help = "Examples:\n  obs-upgrade supervisor status\n  obs-upgrade supervisor status --json"
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade supervisor status\n",
+            "  obs-upgrade supervisor status --json",
+        )
     )]
     Status,
 }
@@ -491,7 +537,10 @@ pub enum TimerCmd {
     #[command(
         after_help = concat!(
             "The apply timer fires when a maintenance window opens (`maintenance.windows`);\n",
-            "the check timer runs daily, stages downloads and writes the metrics file.",
+            "the check timer runs daily, stages downloads and writes the metrics file.\n\n",
+            "Examples:\n",
+            "  obs-upgrade timer install\n",
+            "  obs-upgrade --github-api https://ghe.example/api/v3 timer install   # carried in",
         )
     )]
     Install {

@@ -1,6 +1,6 @@
 //! `rollback` and `prune`: arguments → options → one library call → render.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use upgrade_cli::host::Host;
 use upgrade_cli::ops::{self, PruneOptions, RollbackTarget};
 use upgrade_core::version::Version;
@@ -52,10 +52,14 @@ pub fn rollback(g: &Global, host: &Host, a: &RollbackArgs) -> Result<u8> {
         },
         (None, None, Some(id), _) => RollbackTarget::Run { run_id: id.clone() },
         (None, None, None, true) => RollbackTarget::LastRun,
-        _ => bail!(
-            "say what to roll back: --component X --previous | --component X --to VERSION \
-             | --run RUN_ID | --previous | --list"
-        ),
+        _ => {
+            return Err(upgrade_cli::Error::Usage(
+                "say what to roll back: --component X --previous | --component X --to VERSION \
+                 | --run RUN_ID | --previous | --list"
+                    .into(),
+            )
+            .into());
+        }
     };
     let stop = &host.options().stop;
     signals::stop_on_signals(stop);
