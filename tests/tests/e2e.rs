@@ -1007,3 +1007,90 @@ fn an_unprivileged_service_survives_upgrade_and_rollbacks_under_umask_077() {
     assert_eq!(h.service_user("node_exporter").as_deref(), Some("nobody"));
     h.check_invariants("after the rollbacks");
 }
+
+#[test]
+fn the_hardened_apply_timer_upgrades_a_component() {
+    let test = "the_hardened_apply_timer_upgrades_a_component";
+    if !e2e::available(test) {
+        return;
+    }
+    // A window open now (UTC), and unattended runs allowed medium risk.
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let at = |hours: i64| {
+        let t = now.checked_add(jiff::Span::new().hours(hours)).unwrap();
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    };
+    let extra = format!(
+        "maintenance:\n  auto_approve: high\n  windows:\n    - {{start: '{}', end: '{}'}}\n",
+        at(-1),
+        at(2)
+    );
+    let h = Host::boot(&["node_exporter"], &[("node_exporter", "minor")], &extra);
+    let pid = h.main_pid("node_exporter");
+    let o = h.obs(&["timer", "install", "--no-enable"]);
+    assert!(o.status.success(), "{}", out(&o));
+    // The test fires the unmodified units now: the timer's calendar is
+    // replaced by "a second after it starts".
+    let dropin = "/run/systemd/system/obs-upgrade-apply.timer.d";
+    let fire_now = format!(
+        "mkdir -p {dropin} && printf '[Timer]\\nOnCalendar=\\nOnActiveSec=1s\\n\
+         RandomizedDelaySec=0\\nAccuracySec=1s\\n' > {dropin}/now.conf && \
+         systemctl daemon-reload && systemctl start obs-upgrade-apply.timer"
+    );
+    h.ns.run(&["sh", "-c", &fire_now]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let show = |prop: &str| {
+        h.ns.run(&[
+            "systemctl",
+            "show",
+            "-p",
+            prop,
+            "--value",
+            "obs-upgrade-apply.service",
+        ])
+        .trim()
+        .to_owned()
+    };
+    let journal = || {
+        h.ns.run(&[
+            "journalctl",
+            "-u",
+            "obs-upgrade-apply.service",
+            "--no-pager",
+        ])
+    };
+    loop {
+        let ran =
+            show("ExecMainExitTimestampMonotonic") != "0" && show("ActiveState") == "inactive";
+        if ran {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply timer did not run the service:\n{}",
+            journal()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(show("Result"), "success", "{}", journal());
+    assert_eq!(show("ProtectSystem"), "strict");
+    assert!(
+        h.wait_version("node_exporter", &new("node_exporter")),
+        "{}",
+        journal()
+    );
+    assert_eq!(h.current("node_exporter"), Some(new("node_exporter")));
+    assert_ne!(
+        h.main_pid("node_exporter"),
+        pid,
+        "restarted on the new release"
+    );
+    let metrics =
+        std::fs::read_to_string(h.root("var/lib/prometheus/node-exporter/obs_upgrade.prom"))
+            .unwrap_or_default();
+    assert!(
+        metrics.contains("obs_upgrade_last_success_timestamp_seconds"),
+        "ExecStopPost wrote the metrics file: {metrics}"
+    );
+    h.check_invariants("after the timer-started run");
+}

@@ -175,6 +175,10 @@ fn timer_units_pass_systemd_analyze_verify() {
     let o = obs(
         &sb.root,
         &[
+            "--github-api",
+            "https://ghe.example/api/v3",
+            "--list-concurrency",
+            "4",
             "timer",
             "install",
             "--no-enable",
@@ -205,6 +209,74 @@ fn timer_units_pass_systemd_analyze_verify() {
         String::from_utf8_lossy(&v.stdout),
         String::from_utf8_lossy(&v.stderr)
     );
+    // Each service is rated at most 5.0 (MEDIUM) by `systemd-analyze security`.
+    for service in ["obs-upgrade-check.service", "obs-upgrade-apply.service"] {
+        let o = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(dir.join(service))
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let score: f64 = out
+            .lines()
+            .find_map(|l| l.split("exposure level for ").nth(1))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {service}: {out}"));
+        assert!(score <= 5.0, "{service} is rated {score}:\n{out}");
+    }
+    let apply = std::fs::read_to_string(dir.join("obs-upgrade-apply.service")).unwrap();
+    let check = std::fs::read_to_string(dir.join("obs-upgrade-check.service")).unwrap();
+    let line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+            .to_owned()
+    };
+    for text in [&apply, &check] {
+        for key in [
+            "ProtectSystem=strict",
+            "PrivateTmp=yes",
+            "NoNewPrivileges=yes",
+            "CapabilityBoundingSet=",
+            "TimeoutStartSec=",
+        ] {
+            line(text, key);
+        }
+        let env = line(text, "EnvironmentFile=-");
+        assert!(env.ends_with("/etc/obs-upgrade/environment"), "{env}");
+    }
+    // The check service writes neither binaries nor units, and cannot
+    // ptrace; the apply service writes both.
+    let (rw_apply, rw_check) = (
+        line(&apply, "ReadWritePaths="),
+        line(&check, "ReadWritePaths="),
+    );
+    for dir in ["/usr/local/bin", "/etc/systemd/system"] {
+        assert!(rw_apply.contains(dir), "{rw_apply}");
+        assert!(!rw_check.contains(dir), "{rw_check}");
+    }
+    assert!(!line(&check, "CapabilityBoundingSet=").contains("CAP_SYS_PTRACE"));
+    // The global options given to `timer install` are the units' too.
+    for text in [&apply, &check] {
+        let exec = line(text, "ExecStart=");
+        assert!(
+            exec.contains(" --github-api https://ghe.example/api/v3 ")
+                && exec.contains(" --list-concurrency 4 ")
+                && exec.contains(&format!(" --root {} ", sb.root.display())),
+            "{exec}"
+        );
+    }
+    // The directories exist already: the services cannot create them.
+    for p in rw_apply
+        .trim_start_matches("ReadWritePaths=")
+        .split_whitespace()
+    {
+        assert!(
+            Path::new(p.trim_start_matches('-')).is_dir(),
+            "{p} was not created"
+        );
+    }
     let timer = std::fs::read_to_string(dir.join("obs-upgrade-apply.timer")).unwrap();
     assert!(
         timer.contains(

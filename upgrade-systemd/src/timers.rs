@@ -44,11 +44,7 @@ pub fn render(
                 .join(" ")
         )
     };
-    let mut writable: BTreeSet<String> = host_paths
-        .writable
-        .iter()
-        .map(|p| format!("-{}", p.display()))
-        .collect();
+    let mut writable: BTreeSet<PathBuf> = host_paths.writable.iter().cloned().collect();
     for c in stack.components.values() {
         if let Some(dir) = c
             .spec
@@ -56,23 +52,18 @@ pub fn render(
             .as_deref()
             .and_then(|conf| Path::new(conf).parent())
         {
-            writable.insert(format!("-{}", dir.display()));
+            writable.insert(dir.to_owned());
         }
     }
-    let hardening = format!(
-        concat!(
-            "NoNewPrivileges=yes\n",
-            "PrivateTmp=yes\n",
-            "ProtectHome=yes\n",
-            "ProtectSystem=full\n",
-            "ProtectKernelTunables=yes\n",
-            "ProtectControlGroups=yes\n",
-            "RestrictSUIDSGID=yes\n",
-            "LockPersonality=yes\n",
-            "ReadWritePaths={}\n",
-        ),
-        writable.into_iter().collect::<Vec<_>>().join(" ")
-    );
+    let env_file = host_paths
+        .environment_file
+        .as_ref()
+        .map_or_else(String::new, |p| {
+            format!("EnvironmentFile=-{}\n", p.display())
+        });
+    let apply_hardening = hardening(&writable, APPLY_CAPABILITIES, &env_file);
+    let check_writable: BTreeSet<PathBuf> = host_paths.check_writable.iter().cloned().collect();
+    let check_hardening = hardening(&check_writable, CHECK_CAPABILITIES, &env_file);
     let check_service = format!(
         concat!(
             "[Unit]\n",
@@ -91,7 +82,7 @@ pub fn render(
         cmd("check --notify"),
         cmd("stage"),
         cmd("metrics --write"),
-        hardening,
+        check_hardening,
     );
     let check_timer = concat!(
         "[Unit]\n",
@@ -128,7 +119,7 @@ pub fn render(
         ),
         cmd("apply --unattended"),
         cmd("metrics --write"),
-        hardening,
+        apply_hardening,
     );
     let apply_timer = format!(
         concat!(
@@ -157,11 +148,75 @@ pub fn render(
     ])
 }
 
-/// Host paths the services must be able to write.
+/// Host paths the services must be able to write, and their environment.
 #[derive(Debug, Clone, Default)]
 pub struct HostPaths {
-    /// Store, state, cache, binaries, unit directory, the metrics file's directory…
+    /// What the apply service writes: store, state, cache, binaries, unit
+    /// directory, the metrics file's directory (components' configuration
+    /// directories are added from the stack).
     pub writable: Vec<PathBuf>,
+    /// What the check service writes: state, cache, store (staged
+    /// downloads), the metrics file's directory. Nothing it runs from.
+    pub check_writable: Vec<PathBuf>,
+    /// An optional `EnvironmentFile=` (tokens, proxy settings): read when
+    /// it exists, never required.
+    pub environment_file: Option<PathBuf>,
+}
+
+/// What the apply service may do as root: write files other users own
+/// (the metrics directory, configuration backups) and keep their owners,
+/// and read `/proc/<pid>/exe` of services running as other users (the
+/// check that a service runs the new binary).
+const APPLY_CAPABILITIES: &str =
+    "CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_SYS_PTRACE";
+
+/// What the check service may do: write the metrics file where another
+/// user owns the directory, keeping the file's owner.
+const CHECK_CAPABILITIES: &str = "CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER";
+
+/// The sandbox of both services: the whole file system read-only but for
+/// `writable`, no devices, kernel or clock access, a native system call
+/// allow list (a filtered call fails with EPERM instead of killing the
+/// run mid-step), and `capabilities` only.
+fn hardening(writable: &BTreeSet<PathBuf>, capabilities: &str, env_file: &str) -> String {
+    let paths: Vec<String> = writable
+        .iter()
+        .map(|p| format!("-{}", p.display()))
+        .collect();
+    format!(
+        concat!(
+            "{}",
+            "UMask=0077\n",
+            "NoNewPrivileges=yes\n",
+            "ProtectSystem=strict\n",
+            "ReadWritePaths={}\n",
+            "ProtectHome=yes\n",
+            "PrivateTmp=yes\n",
+            "PrivateDevices=yes\n",
+            "PrivateMounts=yes\n",
+            "ProtectKernelTunables=yes\n",
+            "ProtectKernelModules=yes\n",
+            "ProtectKernelLogs=yes\n",
+            "ProtectControlGroups=yes\n",
+            "ProtectClock=yes\n",
+            "ProtectHostname=yes\n",
+            "RestrictSUIDSGID=yes\n",
+            "RestrictRealtime=yes\n",
+            "RestrictNamespaces=yes\n",
+            "LockPersonality=yes\n",
+            "MemoryDenyWriteExecute=yes\n",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n",
+            "SystemCallArchitectures=native\n",
+            "SystemCallFilter=@system-service\n",
+            "SystemCallFilter=~@resources @obsolete @cpu-emulation @debug @mount @swap @reboot \
+             @raw-io @module @clock\n",
+            "SystemCallErrorNumber=EPERM\n",
+            "CapabilityBoundingSet={}\n",
+        ),
+        env_file,
+        paths.join(" "),
+        capabilities
+    )
 }
 
 fn shell_word(s: &str) -> String {

@@ -9,7 +9,7 @@ use upgrade_systemd::systemctl::Systemd;
 use upgrade_systemd::timers::{self, HostPaths, UNITS};
 
 use crate::Error;
-use crate::host::Host;
+use crate::host::{Host, HostOptions, ServiceManager};
 
 /// What `config check` found: the stack file read and validated.
 #[derive(Debug, Clone, Serialize)]
@@ -182,8 +182,12 @@ fn timers_to_enable() -> [&'static str; 2] {
 
 /// Writes the check and apply units (services and timers) into the unit
 /// directory, each atomically, reloads systemd and enables the timers. The
-/// units run with the host's `--root` and `--config`, and may write only the
-/// directories obs-upgrade writes.
+/// units run with the global options the host was opened with (`--root`,
+/// `--config`, `--github-api`, `--mirror`, …), read
+/// `<root>/etc/obs-upgrade/environment` when it exists (tokens, proxies),
+/// and may write only what each writes: the check service the store,
+/// state, cache and metrics directories; the apply service also the
+/// binaries and unit directories.
 pub fn timer_install(host: &Host, opts: &TimerInstallOptions) -> Result<TimerReport, Error> {
     let binary = match &opts.binary {
         Some(b) => b.clone(),
@@ -193,27 +197,28 @@ pub fn timer_install(host: &Host, opts: &TimerInstallOptions) -> Result<TimerRep
             ))
         })?,
     };
-    let o = host.options();
-    let mut args = Vec::new();
-    if o.root != Path::new("/") {
-        args.extend(["--root".to_owned(), o.root.display().to_string()]);
-    }
-    if let Some(c) = &o.config {
-        args.extend(["--config".to_owned(), c.display().to_string()]);
-    }
+    let args = unit_args(host);
     let l = host.layout();
-    let mut writable = vec![
-        l.store_dir(),
-        l.state_dir(),
-        l.cache_dir(),
-        l.bin_dir(),
-        l.unit_dir(),
-    ];
+    let mut check_writable = vec![l.store_dir(), l.state_dir(), l.cache_dir()];
     if let Some(d) = host.metrics_path().parent() {
-        writable.push(d.to_owned());
+        check_writable.push(d.to_owned());
     }
-    let units = timers::render(host.stack(), &binary, &args, &HostPaths { writable })
-        .map_err(Error::Usage)?;
+    let mut writable = check_writable.clone();
+    writable.extend([l.bin_dir(), host.unit_dir()]);
+    let paths = HostPaths {
+        writable,
+        check_writable,
+        environment_file: Some(l.config_dir().join("environment")),
+    };
+    let units = timers::render(host.stack(), &binary, &args, &paths).map_err(Error::Usage)?;
+    // `ProtectSystem=strict` leaves the services no way to create a
+    // directory outside these paths: the first unattended run on a fresh
+    // host could not make `/opt/obs-upgrade`. They exist from here on.
+    fsutil::create_dir_all(&l.state_dir())?;
+    fsutil::create_dir_all(&l.cache_dir())?;
+    for d in &paths.writable {
+        fsutil::create_dir_all_mode(d, 0o755)?;
+    }
     let dir = host.unit_dir();
     std::fs::create_dir_all(&dir).map_err(fsutil::io_err("cannot create directory", &dir))?;
     let mut report = TimerReport {
@@ -240,6 +245,50 @@ pub fn timer_install(host: &Host, opts: &TimerInstallOptions) -> Result<TimerRep
         }
     }
     Ok(report)
+}
+
+/// The global options this host was opened with, as the units' command
+/// line: what the operator gave `timer install` is what the timers run with.
+fn unit_args(host: &Host) -> Vec<String> {
+    let o = host.options();
+    let mut args = Vec::new();
+    let mut add = |flag: &str, value: String| {
+        args.push(flag.to_owned());
+        args.push(value);
+    };
+    if o.root != Path::new("/") {
+        add("--root", o.root.display().to_string());
+    }
+    if let Some(c) = &o.config {
+        add("--config", c.display().to_string());
+    }
+    if let Some(e) = &host.stack().environment {
+        add("--environment", e.clone());
+    }
+    if let Some(g) = &o.github_api {
+        add("--github-api", g.clone());
+    }
+    if let Some(u) = &o.unit_dir {
+        add("--unit-dir", u.display().to_string());
+    }
+    if let Some(m) = &o.mirror {
+        add("--mirror", m.display().to_string());
+    }
+    if o.list_concurrency != HostOptions::default().list_concurrency {
+        add("--list-concurrency", o.list_concurrency.to_string());
+    }
+    if let Some(w) = o.wait_lock {
+        add("--wait-lock", w.as_secs().to_string());
+    }
+    match o.service_manager {
+        ServiceManager::Systemd => add("--service-manager", "systemd".into()),
+        ServiceManager::Supervisor => add("--service-manager", "supervisor".into()),
+        ServiceManager::Auto => {}
+    }
+    if o.offline {
+        args.push("--offline".into());
+    }
+    args
 }
 
 /// Disables the timers (where systemd runs) and removes the four unit files.
