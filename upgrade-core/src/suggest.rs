@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn serde_messages_get_the_nearest_expected_name() {
         let m = "unknown field `trak`, expected one of `track`, `allow`, `pin`";
-        assert_eq!(unknown_field_hint(m), format!("{m}; did you mean `track`?"));
+        assert_eq!(
+            unknown_field_hint(m),
+            "unknown field `trak`; did you mean `track`?"
+        );
         let far = "unknown field `zzzzzz`, expected `track` or `allow`";
         assert_eq!(unknown_field_hint(far), far);
         assert_eq!(unknown_field_hint("invalid type"), "invalid type");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 
-use crate::complete;
+use crate::candidates;
 
 /// Keeps a self-hosted observability stack (Prometheus, Alertmanager, the
 /// exporters, Loki, Promtail/Alloy) up to date, safely: plan, download and
@@ -130,10 +130,10 @@ pub struct Global {
 #[derive(Debug, Clone, Args)]
 pub struct Selection {
     /// Only this component
-    #[arg(long, conflicts_with = "phase", add = ArgValueCandidates::new(complete::components))]
+    #[arg(long, conflicts_with = "phase", add = ArgValueCandidates::new(candidates::components))]
     pub component: Option<String>,
     /// Only this phase
-    #[arg(long, add = ArgValueCandidates::new(complete::phases))]
+    #[arg(long, add = ArgValueCandidates::new(candidates::phases))]
     pub phase: Option<String>,
 }
 
@@ -227,7 +227,7 @@ pub enum Command {
     )]
     Rollback {
         /// The component to move
-        #[arg(long, add = ArgValueCandidates::new(complete::components))]
+        #[arg(long, add = ArgValueCandidates::new(candidates::components))]
         component: Option<String>,
         /// The version to go to (must be in the store)
         #[arg(long, requires = "component", conflicts_with_all = ["run", "previous"])]
@@ -253,7 +253,7 @@ pub enum Command {
     )]
     History {
         /// Only this component's records
-        #[arg(long, add = ArgValueCandidates::new(complete::components))]
+        #[arg(long, add = ArgValueCandidates::new(candidates::components))]
         component: Option<String>,
         /// The newest N records
         #[arg(long, default_value_t = 50)]
@@ -332,7 +332,7 @@ pub enum Command {
     )]
     Unmanage {
         /// The component
-        #[arg(add = ArgValueCandidates::new(complete::components))]
+        #[arg(add = ArgValueCandidates::new(candidates::components))]
         component: String,
     },
     /// Services run by the built-in supervisor (hosts and sandboxes without systemd)
@@ -440,7 +440,7 @@ pub enum HoldCmd {
     )]
     Add {
         /// The component
-        #[arg(add = ArgValueCandidates::new(complete::components))]
+        #[arg(add = ArgValueCandidates::new(candidates::components))]
         component: String,
         /// Why (shown wherever the hold is)
         #[arg(long)]
@@ -450,7 +450,7 @@ pub enum HoldCmd {
     #[command(after_help = "Example:\n  obs-upgrade hold release node_exporter")]
     Release {
         /// The component
-        #[arg(add = ArgValueCandidates::new(complete::components))]
+        #[arg(add = ArgValueCandidates::new(candidates::components))]
         component: String,
     },
     /// Holds and releases that failed here
@@ -473,7 +473,7 @@ pub enum QuarantineCmd {
     )]
     Clear {
         /// The component
-        #[arg(add = ArgValueCandidates::new(complete::components))]
+        #[arg(add = ArgValueCandidates::new(candidates::components))]
         component: String,
         /// Only this version (default: every failed one)
         #[arg(value_name = "VERSION")]

@@ -5,6 +5,7 @@
 mod out;
 
 mod args;
+mod candidates;
 mod cmd;
 mod complete;
 mod exit;

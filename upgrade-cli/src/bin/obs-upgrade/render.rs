@@ -91,7 +91,8 @@ pub fn risk(on: bool, r: upgrade_core::planner::Risk) -> String {
 
 /// A run's report: JSON, or a table of steps; the exit code it means.
 /// `unchecked` components could not be detected or listed (their errors are
-/// printed by the caller): the run is then never "nothing to do".
+/// printed by the caller): the run is then never "nothing to do". A reader
+/// that went away does not turn a failed run's code into 0.
 pub fn run_report(
     g: &crate::args::Global,
     report: &RunReport,
@@ -103,9 +104,26 @@ pub fn run_report(
     } else {
         crate::exit::OK
     };
+    match print_run_report(g, report, unchecked) {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(code)
+        }
+        other => other.map(|()| code),
+    }
+}
+
+fn print_run_report(
+    g: &crate::args::Global,
+    report: &RunReport,
+    unchecked: usize,
+) -> anyhow::Result<()> {
     if g.json {
-        json("run", report)?;
-        return Ok(code);
+        return json("run", report);
     }
     for b in &report.blockers {
         outln!("No-Go: {b}");
@@ -115,11 +133,11 @@ pub fn run_report(
             "Nothing was changed; {unchecked} component(s) could not be checked (see the \
              errors above)."
         );
-        return Ok(code);
+        return Ok(());
     }
     if report.steps.is_empty() || report.all_at_target() {
         outln!("Nothing to do: every component is where its policy wants it.");
-        return Ok(code);
+        return Ok(());
     }
     let mut t = Table::new(&["COMPONENT", "FROM → TO", "RESULT", "DETAIL"]);
     for s in &report.steps {
@@ -154,7 +172,7 @@ pub fn run_report(
     } else {
         outln!("Go: every check passed.");
     }
-    Ok(code)
+    Ok(())
 }
 
 /// The store per component: current, last known-good, versions kept.
