@@ -14,7 +14,11 @@ const EXAMPLE: &str = include_str!("../../../../../examples/stack.yaml");
 pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
     match c {
         ConfigCmd::Example => {
-            out!("{EXAMPLE}");
+            if g.json {
+                render::json("config-example", &serde_json::json!({ "yaml": EXAMPLE }))?;
+            } else {
+                out!("{EXAMPLE}");
+            }
             Ok(exit::OK)
         }
         ConfigCmd::Check => {
@@ -99,7 +103,7 @@ pub fn supervisor(g: &Global, host: &Host, c: &SupervisorCmd) -> Result<u8> {
         SupervisorCmd::Status => (ops::supervisor_status(host)?, ""),
     };
     if g.json {
-        render::json("supervisor", &rows)?;
+        render::json("supervisor", &serde_json::json!({ "services": rows }))?;
     } else if let SupervisorCmd::Status = c {
         let mut t = Table::new(&["SERVICE", "STATE", "PID"]);
         for r in rows {

@@ -13,7 +13,12 @@ use crate::render::{self, Table};
 
 pub fn metrics(g: &Global, host: &Host, write: bool, path: Option<&Path>) -> Result<u8> {
     if !write {
-        out!("{}", ops::metrics(host)?);
+        let text = ops::metrics(host)?;
+        if g.json {
+            render::json("metrics-text", &serde_json::json!({ "text": text }))?;
+        } else {
+            out!("{text}");
+        }
         return Ok(exit::OK);
     }
     let path = ops::write_metrics(host, path)?;
