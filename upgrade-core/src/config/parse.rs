@@ -157,3 +157,38 @@ impl StackFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::key_location;
+
+    const TEXT: &str = concat!(
+        "maintenance:\n",
+        "  windows:\n",
+        "    - days: [mon]\n",
+        "      start: \"02:00\"\n",
+        "      time_zone: Mars/Olympus\n",
+        "    - days: [tue]\n",
+        "      start: \"03:00\"\n",
+        "      time_zone: UTC\n",
+    );
+
+    #[test]
+    fn a_value_refused_by_its_type_is_found_on_its_own_line() {
+        // yaml_serde points at the mapping (3:7); the key is on line 5.
+        let key = "maintenance.windows[0].time_zone: ";
+        assert_eq!(key_location(TEXT, 3, 7, key), Some((5, 7)));
+        // The second window's key, from the second mapping.
+        let key = "maintenance.windows[1].time_zone: ";
+        assert_eq!(key_location(TEXT, 6, 7, key), Some((8, 7)));
+    }
+
+    #[test]
+    fn the_search_ends_with_the_mapping() {
+        // `end` is in neither window: not taken from a later sibling.
+        let key = "maintenance.windows[0].end: ";
+        assert_eq!(key_location(TEXT, 3, 7, key), None);
+        assert_eq!(key_location(TEXT, 0, 0, key), None);
+        assert_eq!(key_location(TEXT, 3, 7, ""), None);
+    }
+}
