@@ -712,4 +712,11 @@ fn man_pages_render_for_every_command_and_every_help_has_examples() {
     let v = String::from_utf8_lossy(&sb.run(&["--version"]).stdout).into_owned();
     let re = regex::Regex::new(r"^obs-upgrade \d+\.\d+\.\d+ \(commit \S+, \S+\)$").unwrap();
     assert!(re.is_match(v.trim()), "{v}");
+    // Another program's `COMPLETE` does not turn a run into a completion request.
+    let o = Command::new(bin("obs-upgrade"))
+        .arg("--version")
+        .env("COMPLETE", "bash")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), v);
 }

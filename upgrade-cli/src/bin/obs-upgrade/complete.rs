@@ -1,8 +1,8 @@
 //! Shell completions, computed by the binary itself.
 //!
-//! `obs-upgrade completions <shell>` prints a short registration script; the
-//! shell then calls `COMPLETE=<shell> obs-upgrade -- <words>` on each Tab and
-//! this module answers (`clap_complete`'s engine: subcommands, options, enum
+//! `obs-upgrade completions <shell>` prints a short registration script;
+//! the shell then calls `OBS_UPGRADE_COMPLETE=<shell> obs-upgrade -- <words>`
+//! on each Tab and this module answers (`clap_complete`'s engine: subcommands, options, enum
 //! values, and component and phase names read from the stack file named by
 //! the words typed so far: `--root`, `--config`, or their variables).
 
@@ -13,8 +13,9 @@ use clap_complete::env::{CompleteEnv, Shells};
 
 use crate::args::Cli;
 
-/// The variable that turns a run into a completion request.
-const VAR: &str = "COMPLETE";
+/// The variable that turns a run into a completion request (not clap's
+/// generic `COMPLETE`, which another program may have set).
+const VAR: &str = "OBS_UPGRADE_COMPLETE";
 
 /// Answers a completion request and exits, when this run is one.
 pub fn answer_if_asked() {
