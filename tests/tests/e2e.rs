@@ -205,8 +205,10 @@ fn adoption_upgrade_approval_idempotency_and_rollbacks() {
         pids,
         "no MainPID changed"
     );
+    let last = h.history().last().cloned();
     assert!(
-        matches!(h.history().last(), Some(HistoryRecord::Run { summary, .. }) if summary == "nothing to do")
+        matches!(&last, Some(HistoryRecord::Run { summary, .. }) if summary == "nothing to do"),
+        "{last:?}"
     );
 
     // 7. rollback --run: everything the first run upgraded goes back.
@@ -608,8 +610,18 @@ fn downtime_of_a_switch_and_socket_activation() {
         let (ours_failed, ours_refused, ok) = p.finish();
         assert!(ok > 10, "{c}: the poller scraped: {ok}");
         let line = format!(
-            "DOWNTIME {c}: {rounds} switches through obs-upgrade: {ours_failed} failed scrapes ({ours_refused} refused); {rounds} bare systemctl restarts: {bare_failed} failed ({bare_refused} refused); ratio {:.2}",
-            (ours_failed as f64 + 1.0) / (bare_failed as f64 + 1.0)
+            concat!(
+                "DOWNTIME {c}: {rounds} switches through obs-upgrade: {ours_failed} failed ",
+                "scrapes ({ours_refused} refused); {rounds} bare systemctl restarts: ",
+                "{bare_failed} failed ({bare_refused} refused); ratio {ratio:.2}"
+            ),
+            c = c,
+            rounds = rounds,
+            ours_failed = ours_failed,
+            ours_refused = ours_refused,
+            bare_failed = bare_failed,
+            bare_refused = bare_refused,
+            ratio = (ours_failed as f64 + 1.0) / (bare_failed as f64 + 1.0)
         );
         eprintln!("{line}");
         lines.push(line);
@@ -641,7 +653,14 @@ fn downtime_of_a_switch_and_socket_activation() {
         ),
     )
     .unwrap();
-    sd.install_unit("node_exporter.service", &format!("[Unit]\nRequires=node_exporter.socket\n\n[Service]\nExecStart={bin} --web.systemd-socket --no-collector.systemd\n")).unwrap();
+    let unit = format!(
+        concat!(
+            "[Unit]\nRequires=node_exporter.socket\n\n[Service]\n",
+            "ExecStart={bin} --web.systemd-socket --no-collector.systemd\n"
+        ),
+        bin = bin
+    );
+    sd.install_unit("node_exporter.service", &unit).unwrap();
     sd.systemctl(
         "start",
         "node_exporter.socket",
@@ -668,7 +687,13 @@ fn downtime_of_a_switch_and_socket_activation() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let (failed, refused, ok) = p.finish();
     eprintln!(
-        "DOWNTIME node_exporter with socket activation: 2 switches: {refused} refused connections, {failed} failed scrapes, {ok} ok"
+        concat!(
+            "DOWNTIME node_exporter with socket activation: 2 switches: {refused} refused ",
+            "connections, {failed} failed scrapes, {ok} ok"
+        ),
+        refused = refused,
+        failed = failed,
+        ok = ok
     );
     assert_eq!(refused, 0, "no connection refused with socket activation");
     assert!(ok > 20);

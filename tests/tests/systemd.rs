@@ -136,8 +136,12 @@ fn node_exporter_on_a_real_systemd() {
     let port = free_port();
     let unit = "node_exporter.service";
     let contents = format!(
-        "[Unit]\nDescription=node_exporter\n[Service]\nExecStart={} --web.listen-address=127.0.0.1:{port} --no-collector.systemd\nRestart=on-failure\n",
-        bin.display()
+        concat!(
+            "[Unit]\nDescription=node_exporter\n[Service]\nExecStart={} ",
+            "--web.listen-address=127.0.0.1:{port} --no-collector.systemd\nRestart=on-failure\n"
+        ),
+        bin.display(),
+        port = port
     );
 
     // Install → start → probes pass.
