@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         available: &available,
         now: scenario.now,
         holds: &upgrade_core::holds::Holds::default(),
+        advisories: &std::collections::BTreeMap::new(),
     });
 
     println!(

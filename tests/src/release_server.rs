@@ -48,6 +48,8 @@ pub struct FakeRelease {
     pub published_at: String,
     /// Its assets.
     pub assets: Vec<FakeAsset>,
+    /// Its notes (`body` on GitHub, `description` on GitLab).
+    pub notes: Option<String>,
 }
 
 impl FakeRelease {
@@ -59,7 +61,15 @@ impl FakeRelease {
             prerelease: false,
             published_at: published_at.into(),
             assets,
+            notes: None,
         }
+    }
+
+    /// The same release with these notes.
+    #[must_use]
+    pub fn with_notes(mut self, notes: &str) -> Self {
+        self.notes = Some(notes.to_owned());
+        self
     }
 }
 
@@ -115,6 +125,10 @@ pub struct State {
     pub github: BTreeMap<String, Vec<FakeRelease>>,
     /// GitLab releases by `owner/repo`, newest first.
     pub gitlab: BTreeMap<String, Vec<FakeRelease>>,
+    /// Repository security advisories by `owner/repo`, as GitHub's JSON
+    /// (`GET /repos/<repo>/security-advisories`; an unknown repository
+    /// answers `[]`, as GitHub does for a public repository without any).
+    pub advisories: BTreeMap<String, serde_json::Value>,
     /// Largest page size served.
     pub per_page_max: usize,
     /// Requests left before the rate limit bites.
@@ -262,7 +276,13 @@ fn respond(
     out.flush()
 }
 
-fn release_json(base: &str, r: &FakeRelease, gitlab: bool, redirect: bool) -> serde_json::Value {
+fn release_json(
+    server: &str,
+    base: &str,
+    r: &FakeRelease,
+    gitlab: bool,
+    redirect: bool,
+) -> serde_json::Value {
     // `base` is the asset base: the server's own or another's.
     let route = if redirect { "redirect" } else { "dl" };
     let assets: Vec<serde_json::Value> = r
@@ -286,12 +306,15 @@ fn release_json(base: &str, r: &FakeRelease, gitlab: bool, redirect: bool) -> se
             }
         })
         .collect();
+    let page = format!("{server}/releases/tag/{}", r.tag);
     if gitlab {
         serde_json::json!({
             "tag_name": r.tag,
             "released_at": r.published_at,
             "upcoming_release": r.prerelease,
             "assets": { "links": assets },
+            "description": r.notes,
+            "_links": { "self": page },
         })
     } else {
         serde_json::json!({
@@ -300,6 +323,8 @@ fn release_json(base: &str, r: &FakeRelease, gitlab: bool, redirect: bool) -> se
             "prerelease": r.prerelease,
             "published_at": r.published_at,
             "assets": assets,
+            "body": r.notes,
+            "html_url": page,
         })
     }
 }
@@ -345,6 +370,31 @@ fn handle<S: std::io::Read + Write>(
         });
     };
 
+    if let Some((repo, _)) = path
+        .strip_prefix("/repos/")
+        .and_then(|rest| rest.split_once("/security-advisories"))
+    {
+        let body = serde_json::to_vec(
+            st.advisories
+                .get(repo)
+                .unwrap_or(&serde_json::Value::Array(Vec::new())),
+        )
+        .expect("json");
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..16]);
+        let status = if headers.get("if-none-match") == Some(&etag) {
+            304
+        } else {
+            200
+        };
+        record(&mut st, status);
+        drop(st);
+        let h = [
+            ("ETag".to_owned(), etag),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+        ];
+        let body = if status == 304 { &[][..] } else { &body };
+        return respond(&mut out, status, &h, body);
+    }
     let api = if let Some(rest) = path.strip_prefix("/repos/") {
         rest.split_once("/releases")
             .map(|(repo, _)| (repo.to_owned(), false))
@@ -405,7 +455,7 @@ fn handle<S: std::io::Read + Write>(
             .take(per_page)
             .map(|r| {
                 let asset_base = st.faults.asset_base.as_deref().unwrap_or(&base);
-                let mut v = release_json(asset_base, r, gitlab, st.faults.redirect);
+                let mut v = release_json(&base, asset_base, r, gitlab, st.faults.redirect);
                 if st.faults.notes_bytes > 0 {
                     v["body"] = serde_json::json!("n".repeat(st.faults.notes_bytes));
                 }

@@ -234,6 +234,7 @@ impl Sandbox {
             available: releases,
             now: jiff::Timestamp::now(),
             holds: &upgrade_core::holds::Holds::default(),
+            advisories: &std::collections::BTreeMap::new(),
         })
     }
 

@@ -116,6 +116,11 @@ pub struct Resolution {
     pub available: BTreeMap<String, Vec<Release>>,
     /// Why a component could not be detected or listed.
     pub errors: BTreeMap<String, String>,
+    /// Security advisories by component (only installed components are asked).
+    pub advisories: BTreeMap<String, Vec<upgrade_core::advisory::Advisory>>,
+    /// Why a component's advisories could not be read (the plan goes on
+    /// without them, and says so).
+    pub advisory_errors: BTreeMap<String, String>,
 }
 
 /// Reads a stack file with a size limit, refusing anything but a regular file.
@@ -275,11 +280,15 @@ impl Host {
 
     /// The release sources (GitHub, GitLab, mirrors) with the API cache.
     pub fn sources(&self) -> Sources {
+        self.sources_with(self.opts.offline)
+    }
+
+    fn sources_with(&self, offline: bool) -> Sources {
         let client = ApiClient::new(
             self.http(),
             self.layout.cache_dir().join("api"),
             Duration::from_secs(900),
-            self.opts.offline,
+            offline,
         );
         let forges = self.forges();
         Sources::new(
@@ -426,9 +435,14 @@ impl Host {
     /// others are still detected); only installed components are listed.
     pub fn resolve(&self) -> Resolution {
         let sources = self.sources();
-        let list = |c: &Component| match &self.releases {
-            Some(custom) => custom.releases(c),
-            None => sources.releases(c),
+        let source: &dyn ReleaseSource = match &self.releases {
+            Some(custom) => custom.as_ref(),
+            None => &sources,
+        };
+        let list = |c: &Component| {
+            let releases = source.releases(c);
+            let advisories = releases.as_ref().ok().map(|_| source.advisories(c));
+            (releases, advisories)
         };
         let inspector = self.inspector();
         let comps: Vec<&Component> = self.stack.components.values().collect();
@@ -447,10 +461,20 @@ impl Host {
         for (c, (installed, releases)) in comps.iter().zip(results) {
             note_installed(&c.name, installed, &mut res.installed, &mut res.errors);
             match releases {
-                Some(Ok(list)) => {
+                Some((Ok(list), advisories)) => {
                     res.available.insert(c.name.clone(), list);
+                    match advisories {
+                        Some(Ok(a)) => {
+                            res.advisories.insert(c.name.clone(), a);
+                        }
+                        Some(Err(e)) => {
+                            let why = format!("cannot read security advisories: {e}");
+                            res.advisory_errors.insert(c.name.clone(), why);
+                        }
+                        None => {}
+                    }
                 }
-                Some(Err(e)) => {
+                Some((Err(e), _)) => {
                     let why = format!("cannot list releases: {e}");
                     res.errors.insert(c.name.clone(), why);
                 }
@@ -464,6 +488,36 @@ impl Host {
             self.record_clean_check();
         }
         res
+    }
+
+    /// Security advisories affecting the installed versions, from what the
+    /// last check cached: no request is sent (a component never checked
+    /// has none to show).
+    pub fn cached_advisories(&self) -> Vec<upgrade_core::advisory::Finding> {
+        let (installed, _) = self.detect();
+        let offline = self.sources_with(true);
+        let source: &dyn ReleaseSource = match &self.releases {
+            Some(custom) => custom.as_ref(),
+            None => &offline,
+        };
+        let mut out = Vec::new();
+        for (name, version) in &installed {
+            let Some(c) = self.stack.components.get(name) else {
+                continue;
+            };
+            let advisories = source.advisories(c).unwrap_or_default();
+            if advisories.is_empty() {
+                continue;
+            }
+            let releases = source.releases(c).unwrap_or_default();
+            out.extend(upgrade_core::advisory::findings(
+                name,
+                version,
+                &advisories,
+                &releases.iter().map(|r| &r.version).collect::<Vec<_>>(),
+            ));
+        }
+        out
     }
 
     /// Best effort: only a host with a writable state directory keeps it.
@@ -516,13 +570,21 @@ impl Host {
         for name in res.errors.keys() {
             installed.remove(name);
         }
-        planner::plan(PlanInput {
+        let mut plan = planner::plan(PlanInput {
             stack: &self.stack,
             installed: &installed,
             available: &res.available,
             now: jiff::Timestamp::now(),
             holds,
-        })
+            advisories: &res.advisories,
+        });
+        for (name, why) in &res.advisory_errors {
+            plan.warnings.push(planner::Warning {
+                component: name.clone(),
+                message: why.clone(),
+            });
+        }
+        plan
     }
 }
 

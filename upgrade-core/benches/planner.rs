@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
                 available: &available,
                 now,
                 holds: &upgrade_core::holds::Holds::default(),
+                advisories: &std::collections::BTreeMap::new(),
             }))
         });
     });

@@ -38,6 +38,7 @@
 //!     available: &available,
 //!     now: jiff::Timestamp::UNIX_EPOCH,
 //!     holds: &upgrade_core::holds::Holds::default(),
+//!     advisories: &std::collections::BTreeMap::new(),
 //! });
 //! let step = p.steps().next().unwrap();
 //! assert_eq!(step.to.to_string(), "1.9.1");
@@ -52,6 +53,7 @@
 
 #![warn(missing_docs)]
 
+pub mod advisory;
 pub mod catalog;
 pub mod config;
 pub mod endpoint;
@@ -60,6 +62,7 @@ pub mod holds;
 pub mod journal;
 pub mod layout;
 pub mod names;
+pub mod notes;
 pub mod planner;
 pub mod policy;
 pub mod ports;

@@ -8,8 +8,10 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::advisory::{Advisory, Finding, findings};
 use crate::config::{Component, OnFailure, Stack};
 use crate::holds::{BadRelease, Holds};
+use crate::notes::breaking_lines;
 use crate::policy::{Allow, Track};
 use crate::rules::req_matches;
 use crate::version::{ChangeKind, Version};
@@ -40,6 +42,42 @@ pub struct Step {
     pub needs_approval: bool,
     /// Other notes (versions held back and why).
     pub notes: Vec<String>,
+    /// Every release the step moves across, oldest first: above `from`, up
+    /// to and including `to` (what changed between the two).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseInfo>,
+}
+
+/// What a release says about itself, as a step carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    /// Its version.
+    pub version: Version,
+    /// When it was published, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<Timestamp>,
+    /// Its release page, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Its notes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// The lines of its notes that announce a breaking change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaking: Vec<String>,
+}
+
+impl ReleaseInfo {
+    /// The facts of `r`, its breaking lines read from its notes.
+    pub fn of(r: &Release) -> ReleaseInfo {
+        ReleaseInfo {
+            version: r.version.clone(),
+            published_at: r.published_at,
+            url: r.url.clone(),
+            breaking: r.notes.as_deref().map(breaking_lines).unwrap_or_default(),
+            notes: r.notes.clone(),
+        }
+    }
 }
 
 impl Step {
@@ -61,6 +99,7 @@ impl Step {
             risk_reasons: reason.into_iter().collect(),
             needs_approval: false,
             notes: Vec::new(),
+            releases: Vec::new(),
             from,
             to,
         }
@@ -196,6 +235,9 @@ pub struct Plan {
     pub blocked: Vec<Blocked>,
     /// Warnings.
     pub warnings: Vec<Warning>,
+    /// Security advisories that affect an installed version, by component.
+    #[serde(default)]
+    pub advisories: Vec<Finding>,
 }
 
 impl Plan {
@@ -235,6 +277,8 @@ pub struct PlanInput<'a> {
     pub now: Timestamp,
     /// Releases that failed here (never planned) and holds (never moved).
     pub holds: &'a Holds,
+    /// Security advisories by component (absent: none known).
+    pub advisories: &'a BTreeMap<String, Vec<Advisory>>,
 }
 
 /// One component's outcome before the cross-component checks.
@@ -266,8 +310,19 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
     }
 
+    let mut advisories = Vec::new();
     for (name, comp) in &stack.components {
         let bad = input.holds.bad.get(name).map_or(&[][..], Vec::as_slice);
+        let known = input.advisories.get(name).map_or(&[][..], Vec::as_slice);
+        if let Some(installed) = input.installed.get(name) {
+            let releases = input.available.get(name).map_or(&[][..], Vec::as_slice);
+            advisories.extend(findings(
+                name,
+                installed,
+                known,
+                &releases.iter().map(|r| &r.version).collect::<Vec<_>>(),
+            ));
+        }
         let outcome = match (input.installed.get(name), input.holds.hold(name)) {
             (None, _) => Outcome::Skipped(SkipReason::NotInstalled),
             (Some(_), Some(hold)) => Outcome::Skipped(SkipReason::Held {
@@ -281,7 +336,16 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             }),
             (Some(installed), None) => {
                 let releases = input.available.get(name).map_or(&[][..], Vec::as_slice);
-                plan_component(comp, installed, releases, bad, input.now, stack)
+                let ctx = Context {
+                    comp,
+                    installed,
+                    releases,
+                    bad,
+                    advisories: known,
+                    now: input.now,
+                    stack,
+                };
+                plan_component(&ctx)
             }
         };
         outcomes.insert(name.as_str(), outcome);
@@ -292,6 +356,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     // Assemble phases in order, dependency order inside each.
     let mut plan = Plan {
         warnings,
+        advisories,
         ..Plan::default()
     };
     let mut steps_by_component: BTreeMap<&str, Vec<Step>> = BTreeMap::new();
@@ -392,15 +457,34 @@ fn matches_track(comp: &Component, v: &Version) -> bool {
     }
 }
 
-fn plan_component(
-    comp: &Component,
-    installed: &Version,
-    releases: &[Release],
-    bad: &[BadRelease],
+/// What one component is planned from.
+struct Context<'a> {
+    comp: &'a Component,
+    installed: &'a Version,
+    releases: &'a [Release],
+    bad: &'a [BadRelease],
+    advisories: &'a [Advisory],
     now: Timestamp,
-    stack: &Stack,
-) -> Outcome {
+    stack: &'a Stack,
+}
+
+/// The most breaking lines quoted in one step's reasons (the rest are counted).
+const MAX_QUOTED: usize = 8;
+
+fn plan_component(ctx: &Context<'_>) -> Outcome {
+    let Context {
+        comp,
+        installed,
+        releases,
+        bad,
+        now,
+        stack,
+        ..
+    } = *ctx;
     let policy = &comp.policy;
+    // Versions let through `min_release_age` because they fix an advisory
+    // affecting the installed version, with the advisory.
+    let mut bypassed: BTreeMap<&Version, &Advisory> = BTreeMap::new();
     let mut denied: Option<&Version> = None;
     let mut failed: Option<&BadRelease> = None;
     let mut too_new: Option<(&Version, Option<Timestamp>)> = None;
@@ -430,7 +514,18 @@ fn plan_component(
             let eligible_at = r
                 .published_at
                 .and_then(|p| p.checked_add(policy.min_release_age.0).ok());
-            if eligible_at.is_none_or(|at| at > now) {
+            let fixes = policy
+                .advisories_bypass_age
+                .then(|| {
+                    ctx.advisories
+                        .iter()
+                        .filter(|a| a.affects(installed) && !a.affects(&r.version))
+                        .max_by_key(|a| a.severity)
+                })
+                .flatten();
+            if let (true, Some(a)) = (eligible_at.is_none_or(|at| at > now), fixes) {
+                bypassed.insert(&r.version, a);
+            } else if eligible_at.is_none_or(|at| at > now) {
                 if in_track && above && too_new.is_none_or(|(v, _)| r.version > *v) {
                     too_new = Some((&r.version, eligible_at));
                 }
@@ -654,6 +749,69 @@ fn plan_component(
                 &mut risk,
             );
         }
+        let crossed: Vec<ReleaseInfo> = if downgrade {
+            Vec::new()
+        } else {
+            let mut c: Vec<&Release> = releases
+                .iter()
+                .filter(|r| {
+                    r.version.cmp_precedence(&from).is_gt() && r.version.cmp_precedence(&to).is_le()
+                })
+                .collect();
+            c.sort_by(|a, b| a.version.cmp(&b.version));
+            c.dedup_by(|a, b| a.version == b.version);
+            c.into_iter().map(ReleaseInfo::of).collect()
+        };
+        let breaking: Vec<(&Version, &String)> = crossed
+            .iter()
+            .flat_map(|r| r.breaking.iter().map(move |l| (&r.version, l)))
+            .collect();
+        for (v, line) in breaking.iter().take(MAX_QUOTED) {
+            raise(
+                Risk::High,
+                format!("breaking change in the {v} release notes: \"{line}\""),
+                &mut risk,
+            );
+        }
+        if breaking.len() > MAX_QUOTED {
+            raise(
+                Risk::Low,
+                format!(
+                    "and {} more breaking lines in the release notes",
+                    breaking.len() - MAX_QUOTED
+                ),
+                &mut risk,
+            );
+        }
+        for a in ctx.advisories {
+            if a.affects(&from) && !a.affects(&to) {
+                raise(
+                    Risk::Low,
+                    format!("fixes {} ({}) affecting {from}", a.id, a.severity),
+                    &mut risk,
+                );
+            } else if a.affects(&to) && !a.affects(&from) {
+                raise(
+                    Risk::High,
+                    format!(
+                        "{to} is affected by {} ({}): {}",
+                        a.id, a.severity, a.summary
+                    ),
+                    &mut risk,
+                );
+            }
+        }
+        if let Some(a) = bypassed.get(&to) {
+            raise(
+                Risk::Low,
+                format!(
+                    "min_release_age {} bypassed (advisories_bypass_age): {to} fixes {} ({}) \
+                     affecting {installed}",
+                    policy.min_release_age, a.id, a.severity
+                ),
+                &mut risk,
+            );
+        }
         let needs_approval = downgrade || !policy.allow.permits(change);
         let notes = if is_stone {
             Vec::new()
@@ -671,6 +829,7 @@ fn plan_component(
             risk_reasons: reasons,
             needs_approval,
             notes,
+            releases: crossed,
         });
         from = to;
     }

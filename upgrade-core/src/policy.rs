@@ -258,6 +258,9 @@ pub struct Policy {
     pub deny: Vec<VersionMatcher>,
     /// Whether pre-releases are candidates.
     pub prereleases: bool,
+    /// Whether a release that fixes a security advisory affecting the
+    /// installed version may skip `min_release_age` (off by default).
+    pub advisories_bypass_age: bool,
 }
 
 impl Default for Policy {
@@ -268,6 +271,7 @@ impl Default for Policy {
             min_release_age: Age::default(),
             deny: Vec::new(),
             prereleases: false,
+            advisories_bypass_age: false,
         }
     }
 }
@@ -291,6 +295,10 @@ pub struct PolicyOverride {
     /// Whether pre-releases are candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prereleases: Option<bool>,
+    /// Whether a release fixing an advisory that affects the installed
+    /// version skips `min_release_age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisories_bypass_age: Option<bool>,
 }
 
 impl PolicyOverride {
@@ -310,6 +318,9 @@ impl PolicyOverride {
         }
         if let Some(p) = self.prereleases {
             base.prereleases = p;
+        }
+        if let Some(b) = self.advisories_bypass_age {
+            base.advisories_bypass_age = b;
         }
     }
 }

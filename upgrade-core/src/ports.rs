@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::advisory::Advisory;
 use crate::config::Component;
 use crate::journal::{HistoryRecord, RunRecord};
 use crate::release::Release;
@@ -30,6 +31,13 @@ pub trait ReleaseSource: Send + Sync {
     /// The component's releases, drafts removed; pre-releases included only
     /// when the component's policy asks for them.
     fn releases(&self, component: &Component) -> Result<Vec<Release>, PortError>;
+
+    /// The security advisories published about the component's releases
+    /// (none unless the source knows of a feed).
+    fn advisories(&self, component: &Component) -> Result<Vec<Advisory>, PortError> {
+        let _ = component;
+        Ok(Vec::new())
+    }
 }
 
 /// How a staged release was proven genuine (strongest first).
@@ -49,6 +57,18 @@ pub enum Proof {
     Unverified,
     /// A binary that was already installed, adopted into the store as found.
     Adopted,
+}
+
+impl std::fmt::Display for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proof::Pinned => f.write_str("verified by the digest pinned in the stack file"),
+            Proof::ApiDigest => f.write_str("verified by the release API's digest"),
+            Proof::ChecksumFile { name } => write!(f, "verified by the checksum file {name}"),
+            Proof::Unverified => f.write_str("NOT verified (allow_unverified)"),
+            Proof::Adopted => f.write_str("adopted as installed"),
+        }
+    }
 }
 
 /// A release extracted into the store.

@@ -19,6 +19,34 @@ pub struct Release {
     /// Its downloadable files (empty when only versions are known).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assets: Vec<Asset>,
+    /// Its release page (`https://github.com/<repo>/releases/tag/<tag>`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Its release notes as upstream wrote them (Markdown), at most
+    /// [`MAX_NOTES`] bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// The most bytes of one release's notes kept (Prometheus' longest notes
+/// are about 20 KiB); longer notes are cut at a line end and marked.
+pub const MAX_NOTES: usize = 64 * 1024;
+
+/// Notes cut to [`MAX_NOTES`] at a line end, with a line saying so.
+pub fn bounded_notes(notes: String) -> String {
+    if notes.len() <= MAX_NOTES {
+        return notes;
+    }
+    let mut end = MAX_NOTES;
+    while !notes.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = notes[..end].rfind('\n').unwrap_or(end);
+    format!(
+        "{}\n[… {} more bytes of notes not kept]",
+        &notes[..end],
+        notes.len() - end
+    )
 }
 
 /// A downloadable file of a release.
@@ -46,6 +74,8 @@ impl Release {
             published_at,
             prerelease,
             assets: Vec::new(),
+            url: None,
+            notes: None,
         }
     }
 

@@ -47,6 +47,7 @@ fn run(stack: &Stack, installed: &[(&str, &str)], available: &[(&str, Vec<Releas
         available: &available,
         now: now(),
         holds: &upgrade_core::holds::Holds::default(),
+        advisories: &std::collections::BTreeMap::new(),
     })
 }
 
@@ -566,7 +567,7 @@ proptest! {
         for (n, ver, age) in avail {
             available.entry(n.to_owned()).or_default().push(Release::new(ver, Some(days_ago(age))));
         }
-        let p = plan(PlanInput { stack: &s, installed: &installed, available: &available, now: now(), holds: &upgrade_core::holds::Holds::default() });
+        let p = plan(PlanInput { stack: &s, installed: &installed, available: &available, now: now(), holds: &upgrade_core::holds::Holds::default(), advisories: &BTreeMap::new() });
 
         for step in p.steps() {
             // Never a denied version.

@@ -46,7 +46,7 @@ pub enum Error {
         limit: u64,
     },
     /// The answer is not the JSON expected.
-    #[error("{url} answered something that is not a release list: {message}")]
+    #[error("{url} answered something that is not the JSON list expected: {message}")]
     Parse {
         /// The URL.
         url: String,

@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod advisories;
 pub mod api;
 pub mod download;
 pub mod extract;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde::Deserialize;
+use upgrade_core::advisory::Advisory;
 use upgrade_core::catalog::{ComponentSpec, SourceKind};
 use upgrade_core::config::Component;
 use upgrade_core::planner::{Asset, Release};
@@ -124,6 +125,10 @@ pub struct RawRelease {
     pub published_at: Option<Timestamp>,
     /// Assets.
     pub assets: Vec<Asset>,
+    /// The release page.
+    pub url: Option<String>,
+    /// The release notes (bounded by [`upgrade_core::release::MAX_NOTES`]).
+    pub notes: Option<String>,
 }
 
 /// A GitHub release as the API lists it (the fields used).
@@ -137,6 +142,10 @@ pub struct GithubRelease {
     published_at: Option<Timestamp>,
     #[serde(default)]
     assets: Vec<GithubAsset>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +165,16 @@ pub struct GitlabRelease {
     upcoming_release: bool,
     #[serde(default)]
     assets: GitlabAssets,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, rename = "_links")]
+    links: Option<GitlabLinks>,
+}
+
+#[derive(Deserialize)]
+struct GitlabLinks {
+    #[serde(default, rename = "self")]
+    page: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -193,6 +212,16 @@ fn asset_in_bounds(name: &str, url: &str) -> bool {
     ok
 }
 
+/// A release page URL within bounds, and the notes cut to their bound.
+fn facts(url: Option<String>, notes: Option<String>) -> (Option<String>, Option<String>) {
+    (
+        url.filter(|u| u.len() <= MAX_ASSET_URL),
+        notes
+            .filter(|n| !n.trim().is_empty())
+            .map(upgrade_core::release::bounded_notes),
+    )
+}
+
 fn tag_in_bounds(tag: &str) -> bool {
     let ok = tag.len() <= MAX_TAG;
     if !ok {
@@ -210,22 +239,27 @@ pub fn parse_github(items: Vec<GithubRelease>) -> Vec<RawRelease> {
     items
         .into_iter()
         .filter(|r| tag_in_bounds(&r.tag_name))
-        .map(|r| RawRelease {
-            tag: r.tag_name,
-            draft: r.draft,
-            prerelease: r.prerelease,
-            published_at: r.published_at,
-            assets: r
-                .assets
-                .into_iter()
-                .filter(|a| asset_in_bounds(&a.name, &a.browser_download_url))
-                .map(|a| Asset {
-                    name: a.name,
-                    url: a.browser_download_url,
-                    size: a.size,
-                    digest: a.digest.filter(|d| d.len() <= 160),
-                })
-                .collect(),
+        .map(|r| {
+            let (url, notes) = facts(r.html_url, r.body);
+            RawRelease {
+                tag: r.tag_name,
+                draft: r.draft,
+                prerelease: r.prerelease,
+                published_at: r.published_at,
+                url,
+                notes,
+                assets: r
+                    .assets
+                    .into_iter()
+                    .filter(|a| asset_in_bounds(&a.name, &a.browser_download_url))
+                    .map(|a| Asset {
+                        name: a.name,
+                        url: a.browser_download_url,
+                        size: a.size,
+                        digest: a.digest.filter(|d| d.len() <= 160),
+                    })
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -236,24 +270,29 @@ pub fn parse_gitlab(items: Vec<GitlabRelease>) -> Vec<RawRelease> {
     items
         .into_iter()
         .filter(|r| tag_in_bounds(&r.tag_name))
-        .map(|r| RawRelease {
-            tag: r.tag_name,
-            draft: false,
-            prerelease: r.upcoming_release,
-            published_at: r.released_at,
-            assets: r
-                .assets
-                .links
-                .into_iter()
-                .map(|l| (l.name, l.direct_asset_url.unwrap_or(l.url)))
-                .filter(|(name, url)| asset_in_bounds(name, url))
-                .map(|(name, url)| Asset {
-                    name,
-                    url,
-                    size: None,
-                    digest: None,
-                })
-                .collect(),
+        .map(|r| {
+            let (url, notes) = facts(r.links.and_then(|l| l.page), r.description);
+            RawRelease {
+                tag: r.tag_name,
+                draft: false,
+                prerelease: r.upcoming_release,
+                published_at: r.released_at,
+                url,
+                notes,
+                assets: r
+                    .assets
+                    .links
+                    .into_iter()
+                    .map(|l| (l.name, l.direct_asset_url.unwrap_or(l.url)))
+                    .filter(|(name, url)| asset_in_bounds(name, url))
+                    .map(|(name, url)| Asset {
+                        name,
+                        url,
+                        size: None,
+                        digest: None,
+                    })
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -264,12 +303,18 @@ struct MirrorMeta {
     published_at: Option<Timestamp>,
     #[serde(default)]
     prerelease: bool,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
 }
 
 /// Reads a mirror directory: `<mirror>/<component>/<tag>/<files>`, with an
-/// optional `<tag>/release.json` (`{"published_at": "…", "prerelease": false}`);
-/// without it the tag directory's modification time stands for the publish
-/// date.
+/// optional `<tag>/release.json` (`{"published_at": "…", "prerelease":
+/// false, "url": "…", "notes": "…"}`, every key optional); without a
+/// `published_at` the tag directory's modification time stands for the
+/// publish date. Files at the component level (`advisories.json`) are not
+/// releases.
 pub fn read_mirror(mirror: &Path, component: &str) -> Result<Vec<RawRelease>, std::io::Error> {
     let dir = mirror.join(component);
     let mut out = Vec::new();
@@ -288,7 +333,7 @@ pub fn read_mirror(mirror: &Path, component: &str) -> Result<Vec<RawRelease>, st
             continue;
         }
         let meta_path = entry.path().join("release.json");
-        let meta: MirrorMeta = match upgrade_state::fsutil::read_capped(&meta_path, 64 * 1024) {
+        let meta: MirrorMeta = match upgrade_state::fsutil::read_capped(&meta_path, 256 * 1024) {
             Ok(b) => serde_json::from_slice(&b)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", meta_path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MirrorMeta::default(),
@@ -322,12 +367,15 @@ pub fn read_mirror(mirror: &Path, component: &str) -> Result<Vec<RawRelease>, st
             });
         }
         assets.sort_by(|a, b| a.name.cmp(&b.name));
+        let (url, notes) = facts(meta.url, meta.notes);
         out.push(RawRelease {
             tag,
             draft: false,
             prerelease: meta.prerelease,
             published_at,
             assets,
+            url,
+            notes,
         });
     }
     Ok(out)
@@ -348,6 +396,8 @@ pub fn filter_for(component: &Component, raw: &[RawRelease]) -> Vec<Release> {
                 published_at: r.published_at,
                 prerelease,
                 assets: r.assets.clone(),
+                url: r.url.clone(),
+                notes: r.notes.clone(),
             })
         })
         .collect();
@@ -356,7 +406,7 @@ pub fn filter_for(component: &Component, raw: &[RawRelease]) -> Vec<Release> {
 }
 
 /// One repository's listing, filled by the first caller.
-type Slot = Arc<Mutex<Option<Arc<Vec<RawRelease>>>>>;
+type Slot<T> = Arc<Mutex<Option<Arc<Vec<T>>>>>;
 
 /// The dispatcher: GitHub, GitLab or a mirror per component, with at most
 /// one listing per repository per run (Loki and Promtail share one).
@@ -366,7 +416,8 @@ pub struct Sources {
     github_api: String,
     gitlab_api: String,
     mirror: Option<PathBuf>,
-    memo: Mutex<BTreeMap<String, Slot>>,
+    memo: Mutex<BTreeMap<String, Slot<RawRelease>>>,
+    advisory_memo: Mutex<BTreeMap<String, Slot<Advisory>>>,
 }
 
 impl Sources {
@@ -385,6 +436,7 @@ impl Sources {
             gitlab_api: gitlab_api.trim_end_matches('/').to_owned(),
             mirror,
             memo: Mutex::new(BTreeMap::new()),
+            advisory_memo: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -393,7 +445,8 @@ impl Sources {
         &self.client
     }
 
-    fn raw(&self, component: &Component) -> Result<Arc<Vec<RawRelease>>, PortError> {
+    /// The memo key of a component's repository (Loki and Promtail share one).
+    fn key(&self, component: &Component) -> (String, String) {
         let spec = &component.spec;
         let base = api_base(spec, &self.github_api, &self.gitlab_api).unwrap_or_default();
         let key = match spec.source {
@@ -401,9 +454,31 @@ impl Sources {
             SourceKind::Gitlab => format!("gitlab {base} {}", spec.repo),
             SourceKind::Mirror => format!("mirror {}", component.name),
         };
-        // One slot per key: concurrent callers for the same repository wait for the first.
-        let slot = self
-            .memo
+        (key, base.to_owned())
+    }
+
+    /// The mirror directory a mirror component reads.
+    fn mirror_dir(&self, component: &Component) -> Result<PathBuf, PortError> {
+        match component.spec.api_url.as_deref() {
+            Some(u) => Ok(PathBuf::from(u.strip_prefix("file://").unwrap_or(u))),
+            None => self.mirror.clone().ok_or_else(|| {
+                format!(
+                    "{} uses a mirror but no mirror directory is configured; set its api_url \
+                     or pass --mirror",
+                    component.name
+                )
+                .into()
+            }),
+        }
+    }
+
+    /// Memoized per repository: concurrent callers for the same one wait for the first.
+    fn memo<T>(
+        memo: &Mutex<BTreeMap<String, Slot<T>>>,
+        key: String,
+        fill: impl FnOnce() -> Result<Vec<T>, PortError>,
+    ) -> Result<Arc<Vec<T>>, PortError> {
+        let slot = memo
             .lock()
             .expect("memo lock")
             .entry(key)
@@ -413,33 +488,28 @@ impl Sources {
         if let Some(r) = slot.as_ref() {
             return Ok(r.clone());
         }
-        let raw = match spec.source {
-            SourceKind::Github => {
-                let url = format!("{base}/repos/{}/releases?per_page=100", spec.repo);
-                parse_github(self.client.list(&url)?)
-            }
-            SourceKind::Gitlab => {
-                let project = spec.repo.replace('/', "%2F");
-                let url = format!("{base}/api/v4/projects/{project}/releases?per_page=100");
-                parse_gitlab(self.client.list(&url)?)
-            }
-            SourceKind::Mirror => {
-                let dir = match spec.api_url.as_deref() {
-                    Some(u) => PathBuf::from(u.strip_prefix("file://").unwrap_or(u)),
-                    None => self.mirror.clone().ok_or_else(|| {
-                        format!(
-                            "{} uses a mirror but no \
-                        mirror directory is configured; set its api_url or pass --mirror",
-                            component.name
-                        )
-                    })?,
-                };
-                read_mirror(&dir, &component.name)?
-            }
-        };
-        let raw = Arc::new(raw);
-        *slot = Some(raw.clone());
-        Ok(raw)
+        let filled = Arc::new(fill()?);
+        *slot = Some(filled.clone());
+        Ok(filled)
+    }
+
+    fn raw(&self, component: &Component) -> Result<Arc<Vec<RawRelease>>, PortError> {
+        let spec = &component.spec;
+        let (key, base) = self.key(component);
+        Self::memo(&self.memo, key, || {
+            Ok(match spec.source {
+                SourceKind::Github => {
+                    let url = format!("{base}/repos/{}/releases?per_page=100", spec.repo);
+                    parse_github(self.client.list(&url)?)
+                }
+                SourceKind::Gitlab => {
+                    let project = spec.repo.replace('/', "%2F");
+                    let url = format!("{base}/api/v4/projects/{project}/releases?per_page=100");
+                    parse_gitlab(self.client.list(&url)?)
+                }
+                SourceKind::Mirror => read_mirror(&self.mirror_dir(component)?, &component.name)?,
+            })
+        })
     }
 
     /// Resolves many components in parallel with at most `workers` threads.
@@ -477,5 +547,29 @@ impl Sources {
 impl ReleaseSource for Sources {
     fn releases(&self, component: &Component) -> Result<Vec<Release>, PortError> {
         Ok(filter_for(component, &self.raw(component)?))
+    }
+
+    /// GitHub: the repository's published security advisories (cached like
+    /// the releases); GitLab: none (it has no such feed); a mirror: its
+    /// `<component>/advisories.json`.
+    fn advisories(&self, component: &Component) -> Result<Vec<Advisory>, PortError> {
+        let spec = &component.spec;
+        let (key, base) = self.key(component);
+        let list = Self::memo(&self.advisory_memo, key, || {
+            Ok(match spec.source {
+                SourceKind::Github => {
+                    let url = format!(
+                        "{base}/repos/{}/security-advisories?state=published&per_page=100",
+                        spec.repo
+                    );
+                    crate::advisories::parse_github(self.client.list(&url)?, &spec.repo)
+                }
+                SourceKind::Gitlab => Vec::new(),
+                SourceKind::Mirror => {
+                    crate::advisories::read_mirror(&self.mirror_dir(component)?, &component.name)?
+                }
+            })
+        })?;
+        Ok(list.as_ref().clone())
     }
 }

@@ -41,6 +41,21 @@ pub struct Input {
     pub unfinished_since: Option<Timestamp>,
     /// Whether that unfinished run is interrupted (nobody holds the lock).
     pub interrupted: bool,
+    /// Security advisories affecting an installed version.
+    pub advisories: Vec<AdvisoryNow>,
+}
+
+/// A security advisory that affects an installed version.
+#[derive(Debug, Clone, Default)]
+pub struct AdvisoryNow {
+    /// The component.
+    pub component: String,
+    /// The advisory id (`GHSA-…`).
+    pub advisory: String,
+    /// Its severity (`low` … `critical`, `unknown`).
+    pub severity: String,
+    /// The lowest release that fixes it, when one exists.
+    pub fixed_in: Option<String>,
 }
 
 const STATUSES: [RunStatus; 3] = [
@@ -119,6 +134,29 @@ pub fn render(now: &Input, history: &[HistoryRecord]) -> String {
         now.components
             .iter()
             .filter_map(|c| c.outdated_since.map(|t| (label(&c.name), secs(t))))
+            .collect(),
+    );
+    family(
+        "obs_upgrade_advisory_affected",
+        "gauge",
+        "1 per security advisory affecting an installed component version.",
+        now.advisories
+            .iter()
+            .map(|a| {
+                (
+                    format!(
+                        concat!(
+                            "{{component=\"{}\",advisory=\"{}\",",
+                            "advisory_severity=\"{}\",fixed_in=\"{}\"}}"
+                        ),
+                        escape(&a.component),
+                        escape(&a.advisory),
+                        escape(&a.severity),
+                        escape(a.fixed_in.as_deref().unwrap_or(""))
+                    ),
+                    "1".to_owned(),
+                )
+            })
             .collect(),
     );
     family(
@@ -298,6 +336,12 @@ mod tests {
             failed_here: vec![("node_exporter".into(), "1.10.0".into())],
             unfinished_since: Some(t),
             interrupted: true,
+            advisories: vec![AdvisoryNow {
+                component: "node_exporter".into(),
+                advisory: "GHSA-aaaa-bbbb-cccc".into(),
+                severity: "high".into(),
+                fixed_in: Some("1.9.2".into()),
+            }],
         };
         let history = vec![HistoryRecord::Run {
             run_id: "r".into(),
@@ -330,5 +374,9 @@ mod tests {
         assert!(text.contains("obs_upgrade_last_run_duration_seconds 30.000\n"));
         assert!(text.contains("obs_upgrade_rollbacks_total{component=\"node_exporter\"} 0\n"));
         assert!(text.contains("# TYPE obs_upgrade_rollbacks_total counter\n"));
+        assert!(text.contains(concat!(
+            "obs_upgrade_advisory_affected{component=\"node_exporter\",",
+            "advisory=\"GHSA-aaaa-bbbb-cccc\",advisory_severity=\"high\",fixed_in=\"1.9.2\"} 1\n"
+        )));
     }
 }

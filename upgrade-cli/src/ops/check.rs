@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use upgrade_core::advisory::Finding;
 use upgrade_core::config::ReportLevel;
 use upgrade_core::engine::Scope;
 use upgrade_core::planner::{BlockReason, Plan, SkipReason};
@@ -40,6 +41,25 @@ pub struct CheckRow {
     pub reason: Option<String>,
     /// The planner's warnings about it.
     pub notes: Vec<String>,
+    /// Why the risk is what it is (breaking lines quoted from the release
+    /// notes among them).
+    pub risk_reasons: Vec<String>,
+    /// The release it would move to (else the newest one upstream): its
+    /// date and page.
+    pub candidate: Option<Candidate>,
+    /// Security advisories that affect the installed version.
+    pub advisories: Vec<Finding>,
+}
+
+/// A release as `check` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// Its version.
+    pub version: String,
+    /// When it was published, when known.
+    pub published_at: Option<jiff::Timestamp>,
+    /// Its release page, when known.
+    pub url: Option<String>,
 }
 
 /// What `check` found.
@@ -138,7 +158,30 @@ fn row(name: &str, res: &Resolution, plan: &Plan) -> CheckRow {
             .filter(|w| w.component == name)
             .map(|w| w.message.clone())
             .collect(),
+        risk_reasons: steps
+            .iter()
+            .flat_map(|s| s.risk_reasons.iter().skip(1).cloned())
+            .collect(),
+        candidate: None,
+        advisories: plan
+            .advisories
+            .iter()
+            .filter(|f| f.component == name)
+            .cloned()
+            .collect(),
     };
+    let releases = res.available.get(name).map_or(&[][..], Vec::as_slice);
+    let wanted = steps
+        .last()
+        .map(|s| &s.to)
+        .or_else(|| releases.iter().map(|r| &r.version).max());
+    row.candidate = wanted
+        .and_then(|v| releases.iter().find(|r| &r.version == v))
+        .map(|r| Candidate {
+            version: r.version.to_string(),
+            published_at: r.published_at,
+            url: r.url.clone(),
+        });
     if let Some(e) = res.errors.get(name) {
         row.status = "error";
         row.reason = Some(e.clone());

@@ -50,7 +50,18 @@ fn input(host: &Host, res: &Resolution) -> Result<Input, Error> {
         host.paths().run_lock().probe(),
         Ok(upgrade_state::LockState::Free)
     );
+    let advisories = plan
+        .advisories
+        .iter()
+        .map(|f| metrics::AdvisoryNow {
+            component: f.component.clone(),
+            advisory: f.id.clone(),
+            severity: f.severity.to_string(),
+            fixed_in: f.fixed_in.as_ref().map(ToString::to_string),
+        })
+        .collect();
     Ok(Input {
+        advisories,
         unfinished_since: unfinished.as_ref().map(|r| r.started_at),
         interrupted: unfinished.is_some() && lock_free,
         components,
@@ -89,16 +100,15 @@ pub fn write_metrics(host: &Host, path: Option<&Path>) -> Result<std::path::Path
     Ok(path)
 }
 
-/// After a run: installed versions again (they changed), releases as listed
-/// before. A failure is logged, never fails the run.
-pub(super) fn write_after_run(host: &Host, available: &BTreeMap<String, Vec<Release>>) {
+/// After a run: installed versions again (they changed), releases and
+/// advisories as listed before. A failure is logged, never fails the run.
+pub(super) fn write_after_run(host: &Host, before: &Resolution) {
     let path = host.metrics_path();
-    // Installed versions again (they changed); releases as listed before.
     let (installed, _) = host.detect();
     let res = Resolution {
         installed,
-        available: available.clone(),
         errors: BTreeMap::new(),
+        ..before.clone()
     };
     match render(host, &res).and_then(|t| Ok(metrics::write(&path, &t)?)) {
         Ok(()) => log::info!("wrote {}", path.display()),

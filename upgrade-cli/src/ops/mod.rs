@@ -18,8 +18,8 @@ pub use admin::{
     timer_status,
 };
 pub use check::{
-    CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check, plan,
-    skip_text,
+    Candidate, CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check,
+    plan, skip_text,
 };
 pub use memory::{MemoryReport, hold, memory, quarantine_clear, unhold};
 pub use metrics::{metrics, write_metrics};

@@ -27,6 +27,9 @@ pub struct StatusReport {
     pub lock: LockReport,
     /// Holds, and releases that failed here.
     pub holds: upgrade_core::holds::Holds,
+    /// Security advisories affecting installed versions, as the last check
+    /// cached them.
+    pub advisories: Vec<upgrade_core::advisory::Finding>,
 }
 
 impl StatusReport {
@@ -54,7 +57,12 @@ pub fn status(host: &Host) -> Result<StatusReport, Error> {
         },
     };
     let holds = host.holds()?;
-    Ok(StatusReport { run, lock, holds })
+    Ok(StatusReport {
+        run,
+        lock,
+        holds,
+        advisories: host.cached_advisories(),
+    })
 }
 
 /// Which history records.
@@ -112,6 +120,9 @@ pub struct VersionsRow {
     pub current: Option<String>,
     /// The last known-good one.
     pub last_good: Option<String>,
+    /// How each version in the store was proven genuine when it was
+    /// staged, by version.
+    pub verification: std::collections::BTreeMap<String, upgrade_core::ports::Proof>,
 }
 
 /// The store: versions, current and last known-good of every component.
@@ -120,14 +131,14 @@ pub fn versions(host: &Host) -> Result<Vec<VersionsRow>, Error> {
     let port = |name: &str| Error::port(format!("cannot read the store for {name}"));
     let mut rows = Vec::new();
     for name in host.stack().components.keys() {
+        let kept = store.versions(name).map_err(|e| port(name)(e.into()))?;
         rows.push(VersionsRow {
             name: name.clone(),
-            versions: store
-                .versions(name)
-                .map_err(|e| port(name)(e.into()))?
+            verification: kept
                 .iter()
-                .map(ToString::to_string)
+                .filter_map(|v| Some((v.to_string(), store.proof(name, v)?)))
                 .collect(),
+            versions: kept.iter().map(ToString::to_string).collect(),
             current: store
                 .current(name)
                 .map_err(|e| port(name)(e.into()))?

@@ -54,13 +54,7 @@ impl StageReport {
 
 /// How a proof reads in a report.
 pub fn proof_text(proof: &Proof) -> String {
-    match proof {
-        Proof::Pinned => "verified (digest pinned in the stack file)".into(),
-        Proof::ApiDigest => "verified (the release API's digest)".into(),
-        Proof::ChecksumFile { name } => format!("verified (checksum file {name})"),
-        Proof::Unverified => "NOT verified (allow_unverified)".into(),
-        Proof::Adopted => "adopted as installed".into(),
-    }
+    proof.to_string()
 }
 
 /// Downloads and verifies every planned release of the selection.
@@ -339,7 +333,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         None
     };
     drop(lock);
-    metrics::write_after_run(host, &res.available);
+    metrics::write_after_run(host, &res);
     Ok(ApplyOutcome::Ran {
         report,
         errors: res.errors,

@@ -62,6 +62,10 @@ macro_rules! declare_component_config {
             /// Whether pre-releases are candidates.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub prereleases: Option<bool>,
+            /// Whether a release fixing an advisory that affects the
+            /// installed version skips `min_release_age`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub advisories_bypass_age: Option<bool>,
             /// Components upgraded before this one in the same or an earlier phase.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub depends_on: Vec<String>,
@@ -414,6 +418,7 @@ impl ComponentConfig {
             min_release_age: self.min_release_age,
             deny: self.deny.clone(),
             prereleases: self.prereleases,
+            advisories_bypass_age: self.advisories_bypass_age,
         }
     }
 }

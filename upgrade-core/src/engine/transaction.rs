@@ -208,7 +208,8 @@ impl Run<'_, '_> {
             }
         };
         self.comp_mut(&tx.key).artifact_sha256 = Some(staged.sha256.clone());
-        let text = format!("{note}({})", staged.sha256);
+        self.comp_mut(&tx.key).proof = Some(staged.proof.clone());
+        let text = format!("{note}({}, {})", staged.sha256, staged.proof);
         self.staged.insert(tx.key.clone(), staged);
         Ok(text)
     }

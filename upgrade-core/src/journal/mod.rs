@@ -313,6 +313,10 @@ pub struct ComponentRecord {
     pub backup: Option<String>,
     /// The verified artifact's SHA-256.
     pub artifact_sha256: Option<String>,
+    /// How the artifact was proven genuine (pinned digest, signature, API
+    /// digest, checksum file, or nothing when allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::ports::Proof>,
     /// The last health result.
     pub health: Option<HealthRecord>,
     /// The last error.
@@ -340,6 +344,7 @@ impl ComponentRecord {
             journal: Vec::new(),
             backup: None,
             artifact_sha256: None,
+            proof: None,
             health: None,
             last_error: None,
             skip_reason: None,

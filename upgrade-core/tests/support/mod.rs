@@ -509,6 +509,7 @@ pub fn plan_for(stack: &Stack, w: &Shared) -> Plan {
         available: &releases(),
         now: jiff::Timestamp::now(),
         holds: &upgrade_core::holds::Holds::default(),
+        advisories: &std::collections::BTreeMap::new(),
     })
 }
 

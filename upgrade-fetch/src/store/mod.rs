@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use upgrade_core::catalog::Platform;
 use upgrade_core::config::Component;
 use upgrade_core::planner::Release;
-use upgrade_core::ports::{ArtifactStore, PortError, Staged};
+use upgrade_core::ports::{ArtifactStore, PortError, Proof, Staged};
 use upgrade_core::version::Version;
 use upgrade_state::fsutil;
 
@@ -117,6 +117,13 @@ impl Store {
     /// `<store>/<component>/<version>`.
     pub fn release_dir(&self, component: &str, version: &Version) -> PathBuf {
         self.dir.join(component).join(version.to_string())
+    }
+
+    /// How a release in the store was proven genuine when it was staged
+    /// (read from its marker, without checking its files again); `None`
+    /// when it is not staged.
+    pub fn proof(&self, component: &str, version: &Version) -> Option<Proof> {
+        Marker::read(&self.release_dir(component, version)).map(|m| m.proof)
     }
 
     fn download_path(&self, component: &str, version: &Version, asset: &str) -> PathBuf {

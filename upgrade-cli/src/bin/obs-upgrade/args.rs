@@ -169,10 +169,18 @@ pub enum Command {
             "Examples:\n",
             "  obs-upgrade plan\n",
             "  obs-upgrade plan --component prometheus\n",
+            "  obs-upgrade plan --notes          # the release notes of every release crossed\n",
             "  obs-upgrade --environment staging plan",
         )
     )]
-    Plan(Selection),
+    Plan {
+        #[command(flatten)]
+        selection: Selection,
+        /// Show (and with --json, include) the release notes of every
+        /// release between the installed and the target version
+        #[arg(long)]
+        notes: bool,
+    },
     /// Download and verify planned releases now; switch nothing
     #[command(after_help = "Examples:\n  obs-upgrade stage\n  obs-upgrade stage --phase exporters")]
     Stage(Selection),

@@ -177,7 +177,13 @@ fn print_run_report(
 
 /// The store per component: current, last known-good, versions kept.
 pub fn versions(rows: &[upgrade_cli::ops::VersionsRow]) -> std::io::Result<()> {
-    let mut t = Table::new(&["COMPONENT", "CURRENT", "LAST GOOD", "IN THE STORE"]);
+    let mut t = Table::new(&[
+        "COMPONENT",
+        "CURRENT",
+        "LAST GOOD",
+        "IN THE STORE",
+        "CURRENT VERIFIED",
+    ]);
     for r in rows {
         let dash = || "-".to_owned();
         t.row(vec![
@@ -189,6 +195,14 @@ pub fn versions(rows: &[upgrade_cli::ops::VersionsRow]) -> std::io::Result<()> {
             } else {
                 r.versions.join(", ")
             },
+            r.current
+                .as_ref()
+                .and_then(|c| r.verification.get(c))
+                .map(|p| {
+                    let text = p.to_string();
+                    text.strip_prefix("verified ").unwrap_or(&text).to_owned()
+                })
+                .unwrap_or_default(),
         ]);
     }
     t.print()

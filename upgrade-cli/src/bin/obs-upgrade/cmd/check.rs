@@ -3,6 +3,7 @@
 use anyhow::Result;
 use upgrade_cli::host::Host;
 use upgrade_cli::ops::{self, CheckOptions, PlanOptions, block_text, skip_text};
+use upgrade_core::advisory::{Finding, Severity};
 
 use super::scope;
 use crate::args::{Global, Selection};
@@ -21,6 +22,7 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
             "COMPONENT",
             "INSTALLED",
             "AVAILABLE",
+            "RELEASED",
             "UPDATE",
             "CHANGE",
             "RISK",
@@ -52,6 +54,11 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
                 r.name.clone(),
                 r.installed.clone().unwrap_or_else(|| "-".into()),
                 r.available.clone().unwrap_or_else(|| "-".into()),
+                r.candidate
+                    .as_ref()
+                    .and_then(|c| c.published_at)
+                    .map(day)
+                    .unwrap_or_default(),
                 update,
                 r.change.clone().unwrap_or_default(),
                 r.risk
@@ -70,6 +77,25 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
             ]);
         }
         t.print()?;
+        let links: Vec<_> = components
+            .iter()
+            .filter(|r| matches!(r.status, "update" | "blocked"))
+            .filter_map(|r| Some((r, r.candidate.as_ref()?)))
+            .filter(|(_, c)| c.url.is_some())
+            .collect();
+        if !links.is_empty() {
+            outln!("\nRelease pages:");
+            for (r, c) in links {
+                outln!(
+                    "  {} {}: {}",
+                    r.name,
+                    c.version,
+                    c.url.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        let findings: Vec<_> = components.iter().flat_map(|r| &r.advisories).collect();
+        security(color, &findings)?;
         for w in &report.warnings {
             outln!("warning: {w}");
         }
@@ -84,13 +110,63 @@ pub fn check(g: &Global, host: &Host, exit_code: bool, notify: bool) -> Result<u
     })
 }
 
-pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
-    let report = ops::plan(host, &PlanOptions { scope: scope(sel) })?;
+/// A publish date as a day (UTC).
+fn day(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
+}
+
+/// Advisories that affect installed versions, one paragraph each.
+pub fn security(color: bool, findings: &[&Finding]) -> std::io::Result<()> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    outln!("\n{}", render::paint(color, "31", "Security advisories:"));
+    for f in findings {
+        let severity = match f.severity {
+            Severity::High | Severity::Critical => {
+                render::paint(color, "31", &f.severity.to_string())
+            }
+            Severity::Medium => render::paint(color, "33", &f.severity.to_string()),
+            _ => f.severity.to_string(),
+        };
+        let cve = f
+            .cve
+            .as_deref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
+        outln!(
+            "  {} {}: {}{cve} ({severity}) {}",
+            f.component,
+            f.installed,
+            f.id,
+            f.summary
+        );
+        match &f.fixed_in {
+            Some(v) => outln!("    fixed in {v}"),
+            None => outln!("    no fixed release yet"),
+        }
+        if let Some(u) = &f.url {
+            outln!("    {u}");
+        }
+    }
+    Ok(())
+}
+
+pub fn plan(g: &Global, host: &Host, sel: &Selection, notes: bool) -> Result<u8> {
+    let mut report = ops::plan(host, &PlanOptions { scope: scope(sel) })?;
     let code = if report.has_errors() {
         exit::FAILED
     } else {
         exit::OK
     };
+    if !notes {
+        // Dates, pages and breaking lines stay; the notes themselves only when asked.
+        for p in &mut report.plan.phases {
+            for r in p.steps.iter_mut().flat_map(|s| s.releases.iter_mut()) {
+                r.notes = None;
+            }
+        }
+    }
     if g.json {
         render::json("plan", &report)?;
         return Ok(code);
@@ -162,6 +238,29 @@ pub fn plan(g: &Global, host: &Host, sel: &Selection) -> Result<u8> {
     if !other.is_empty() {
         outln!();
         other.print()?;
+    }
+    let findings: Vec<_> = plan
+        .advisories
+        .iter()
+        .filter(|f| selected.contains(&f.component))
+        .collect();
+    security(color, &findings)?;
+    if notes {
+        for s in plan.steps() {
+            for r in &s.releases {
+                let date = r.published_at.map_or_else(|| "date unknown".into(), day);
+                outln!(
+                    "\n── {} {} ({date}) {}",
+                    s.component,
+                    r.version,
+                    r.url.as_deref().unwrap_or("")
+                );
+                match &r.notes {
+                    Some(n) => outln!("{}", n.trim_end()),
+                    None => outln!("(no release notes published)"),
+                }
+            }
+        }
     }
     for w in &plan.warnings {
         outln!("warning: {}", w.message);

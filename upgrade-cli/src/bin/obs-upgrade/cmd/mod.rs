@@ -68,7 +68,7 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
             unattended::metrics(g, &open(g)?, *write, path.as_deref())
         }
         Command::Timer(t) => unattended::timer(g, &open(g)?, t),
-        Command::Plan(sel) => check::plan(g, &open(g)?, sel),
+        Command::Plan { selection, notes } => check::plan(g, &open(g)?, selection, *notes),
         Command::Stage(sel) => apply::stage(g, &open(g)?, sel),
         Command::Apply {
             selection,

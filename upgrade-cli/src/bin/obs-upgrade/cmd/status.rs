@@ -45,6 +45,15 @@ pub fn status(g: &Global, host: &Host) -> Result<u8> {
             );
         }
     }
+    for f in &report.advisories {
+        outln!(
+            "advisory: {f} (as of the last check){}",
+            f.url
+                .as_deref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default()
+        );
+    }
     let Some(run) = &report.run else {
         outln!("No run recorded yet.");
         return Ok(exit::OK);
