@@ -117,7 +117,7 @@ fn the_embedding_examples_run_against_the_sandbox() {
         "{out}"
     );
     assert!(
-        out.contains("staged node_exporter 1.9.1: verified (checksum file sha256sums.txt)"),
+        out.contains("staged node_exporter 1.9.1: verified by the checksum file sha256sums.txt"),
         "{out}"
     );
     // A custom probe that a service fails before anything is touched: refused.

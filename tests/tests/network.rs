@@ -246,9 +246,10 @@ fn each_forge_gets_its_own_token_from_the_environment() {
     );
     let shown = text(&o);
     assert_eq!(o.status.code(), Some(0), "{shown}");
+    // The listing and the security advisories, each with the GitHub token.
     assert_eq!(
         auth_headers(&github, "/repos/"),
-        vec![(Some(format!("Bearer {GH}")), None)]
+        vec![(Some(format!("Bearer {GH}")), None); 2]
     );
     assert_eq!(
         auth_headers(&gitlab, "/api/v4/"),
@@ -392,7 +393,8 @@ fn proxies_from_the_environment_are_used_and_no_proxy_bypasses_them() {
     let port = server.url().rsplit(':').next().unwrap().to_owned();
     let o = cli(root.path(), &args, &[("HTTPS_PROXY", &proxy.url())]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(proxy.targets(), vec![format!("localhost:{port}")]);
+    // The listing and the security advisories, both through the proxy.
+    assert_eq!(proxy.targets(), vec![format!("localhost:{port}"); 2]);
     // NO_PROXY, curl's way: the domain and its subdomains go direct.
     let o = cli(
         root.path(),
@@ -403,7 +405,7 @@ fn proxies_from_the_environment_are_used_and_no_proxy_bypasses_them() {
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(proxy.targets().len(), 1, "not through the proxy");
+    assert_eq!(proxy.targets().len(), 2, "not through the proxy");
     // HTTP_PROXY is for http URLs only; plain http goes through it.
     let plain = ReleaseServer::start();
     plain

@@ -453,3 +453,178 @@ fn a_mirror_carries_notes_pages_and_advisories_for_air_gapped_hosts() {
     );
     assert!(warnings.contains("advisories.json"), "{warnings}");
 }
+
+/// The minisign CLI (`apt-get install minisign`; `scripts/setup` installs it).
+fn minisign_cli(test: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("minisign"))
+            .find(|f| f.is_file())
+    });
+    match found {
+        Some(p) => Some(p),
+        None if obs_upgrade_tests::nsd::in_ci() => {
+            panic!("{test}: minisign is missing in CI; scripts/setup installs it")
+        }
+        None => {
+            #[allow(clippy::print_stderr)] // the skip is said where the test output shows it
+            {
+                eprintln!("SKIPPED {test}: minisign is missing; apt-get install minisign");
+            }
+            None
+        }
+    }
+}
+
+/// A minisign key pair made by the real tool: (public key line, secret key file).
+fn minisign_keys(cli: &Path, dir: &Path, name: &str) -> (String, std::path::PathBuf) {
+    let (public, secret) = (
+        dir.join(format!("{name}.pub")),
+        dir.join(format!("{name}.key")),
+    );
+    let o = Command::new(cli)
+        .args(["-G", "-W", "-f", "-p"])
+        .arg(&public)
+        .arg("-s")
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let key = std::fs::read_to_string(&public).unwrap();
+    (key.lines().nth(1).unwrap().trim().to_owned(), secret)
+}
+
+fn minisign_sign(cli: &Path, secret: &Path, file: &Path) {
+    let o = Command::new(cli)
+        .args(["-S", "-s"])
+        .arg(secret)
+        .arg("-m")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// A mirror with `node_exporter` 1.9.1: archive and checksum file.
+fn mirror_release(mirror: &Path) -> std::path::PathBuf {
+    use obs_upgrade_tests::archives::{checksums, promu};
+    let platform = upgrade_core::catalog::Platform::current();
+    let dir = mirror.join("node_exporter/v1.9.1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (name, tgz) = promu(
+        "node_exporter",
+        "1.9.1",
+        &platform.arch,
+        &[("node_exporter", &fake_binary("node_exporter", "1.9.1"))],
+    );
+    std::fs::write(dir.join(&name), &tgz).unwrap();
+    std::fs::write(dir.join("sha256sums.txt"), checksums(&[(&name, &tgz)])).unwrap();
+    dir
+}
+
+/// Lists the mirror and stages its newest release for a component with
+/// `minisign_key: key` (and the extra YAML given).
+fn stage_from_mirror(mirror: &Path, key: &str, extra: &str, work: &Path) -> Result<String, String> {
+    use upgrade_core::config::{Format, Stack};
+    use upgrade_core::ports::ReleaseSource;
+    use upgrade_fetch::api::ApiClient;
+    use upgrade_fetch::http::{Http, HttpOptions};
+    use upgrade_fetch::sources::{GITHUB_API, GITLAB_API, Sources};
+    use upgrade_fetch::store::Store;
+    let yaml = format!(
+        concat!(
+            "components:\n  node_exporter: ",
+            "{{source: mirror, api_url: '{m}', minisign_key: '{key}'{extra}}}\n"
+        ),
+        m = mirror.display(),
+        key = key,
+        extra = extra
+    );
+    let stack = Stack::from_text(&yaml, Format::Yaml, "stack.yaml", None).unwrap();
+    let comp = &stack.components["node_exporter"];
+    let http = Http::new(HttpOptions::default());
+    let ttl = std::time::Duration::ZERO;
+    let sources = Sources::new(
+        ApiClient::new(http.clone(), work.join("api"), ttl, false),
+        GITHUB_API,
+        GITLAB_API,
+        None,
+    );
+    let release = sources.releases(comp).unwrap().pop().unwrap();
+    let store = Store::new(
+        work.join("opt"),
+        work.join("cache"),
+        http,
+        upgrade_core::catalog::Platform::current(),
+    );
+    let _ = std::fs::remove_dir_all(work.join("opt"));
+    store
+        .stage(comp, &release, &mut |_, _| {})
+        .map(|s| s.proof.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_mirror_signed_with_the_operators_minisign_key_is_verified_before_its_digests() {
+    let test = "a_mirror_signed_with_the_operators_minisign_key_is_verified_before_its_digests";
+    let Some(cli) = minisign_cli(test) else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (key, secret) = minisign_keys(&cli, keys.path(), "mirror");
+    let (other_key, other_secret) = minisign_keys(&cli, keys.path(), "other");
+    let mirror = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let release = mirror_release(mirror.path());
+    let sums = release.join("sha256sums.txt");
+
+    // Not signed yet: refused, unless unsigned releases are allowed.
+    let e = stage_from_mirror(mirror.path(), &key, "", work.path()).unwrap_err();
+    assert!(
+        e.contains("sha256sums.txt.minisig is missing") && e.contains("allow_unsigned"),
+        "{e}"
+    );
+    let proof = stage_from_mirror(mirror.path(), &key, ", allow_unsigned: true", work.path());
+    assert_eq!(
+        proof.as_deref(),
+        Ok("verified by the checksum file sha256sums.txt")
+    );
+
+    // Signed with the operator's key: verified, and the proof says by whom.
+    minisign_sign(&cli, &secret, &sums);
+    let proof = stage_from_mirror(mirror.path(), &key, "", work.path()).unwrap();
+    let short: String = key.chars().take(12).collect();
+    assert_eq!(
+        proof,
+        format!("verified by sha256sums.txt, signed by minisign key {short}…")
+    );
+
+    // Another key's signature: refused (even with allow_unsigned).
+    let e = stage_from_mirror(
+        mirror.path(),
+        &other_key,
+        ", allow_unsigned: true",
+        work.path(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("does not verify sha256sums.txt") && e.contains("another key"),
+        "{e}"
+    );
+
+    // The checksum file changed after signing: refused.
+    let good = std::fs::read(&sums).unwrap();
+    let mut tampered = good.clone();
+    tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&sums, &tampered).unwrap();
+    let e = stage_from_mirror(mirror.path(), &key, "", work.path()).unwrap_err();
+    assert!(e.contains("does not match the file's contents"), "{e}");
+
+    // Re-signed by someone else's key after the change: still refused.
+    minisign_sign(&cli, &other_secret, &sums);
+    let e = stage_from_mirror(mirror.path(), &key, "", work.path()).unwrap_err();
+    assert!(e.contains("another key"), "{e}");
+    std::fs::write(&sums, &good).unwrap();
+    minisign_sign(&cli, &secret, &sums);
+    assert!(stage_from_mirror(mirror.path(), &key, "", work.path()).is_ok());
+}

@@ -89,7 +89,7 @@ impl Range {
         let mut bounds = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let op_len = part
-                .find(|c: char| !matches!(c, '<' | '>' | '='))
+                .find(|c: char| c.is_ascii_alphanumeric() || c.is_whitespace())
                 .unwrap_or(part.len());
             let (op, ver) = part.split_at(op_len);
             let op = match op {
@@ -97,8 +97,7 @@ impl Range {
                 "<" | "<=" | ">" | ">=" => op,
                 other => return Err(err(format!("unknown comparison `{other}`"))),
             };
-            let version = Version::parse(ver.trim())
-                .map_err(|e| err(format!("`{}` is not a version: {e}", ver.trim())))?;
+            let version = Version::parse(&padded(ver.trim())).map_err(|e| err(e.to_string()))?;
             bounds.push(Bound {
                 op: op.to_owned(),
                 version,
@@ -122,6 +121,21 @@ impl Range {
                 _ => o.is_eq(),
             }
         })
+    }
+}
+
+/// `2` → `2.0.0`, `v2.0` → `v2.0.0`: ranges often name partial versions.
+fn padded(v: &str) -> String {
+    let digits = v.trim_start_matches('v');
+    let parts = digits.split('.').count();
+    if digits
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts < 3
+    {
+        format!("{v}{}", ".0".repeat(3 - parts))
+    } else {
+        v.to_owned()
     }
 }
 

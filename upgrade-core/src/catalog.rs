@@ -301,6 +301,17 @@ macro_rules! component_facts {
             /// Install without any checksum or digest (refused otherwise).
             #[serde(default)]
             allow_unverified: bool = false,
+            /// A minisign public key (`RW…`, the second line of a
+            /// `minisign.pub`) that must have signed the release's checksum
+            /// file: `<checksum file>.minisig` beside it, verified before
+            /// any digest in it is trusted. For mirrors an operator signs.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            minisign_key: Option<String> = None,
+            /// Install when the signature the component calls for is
+            /// missing (a signature that is present and wrong is refused
+            /// whatever this says).
+            #[serde(default)]
+            allow_unsigned: bool = false,
         }
     };
 }

@@ -46,6 +46,13 @@ pub trait ReleaseSource: Send + Sync {
 pub enum Proof {
     /// A digest pinned in the stack file.
     Pinned,
+    /// A checksum file whose signature verified, then the digest in it.
+    Signed {
+        /// The checksum file.
+        file: String,
+        /// Who signed it (`minisign key <id>`, or the signing identity).
+        by: String,
+    },
     /// The release API's per-asset `digest`.
     ApiDigest,
     /// The release's checksum file.
@@ -63,6 +70,7 @@ impl std::fmt::Display for Proof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Proof::Pinned => f.write_str("verified by the digest pinned in the stack file"),
+            Proof::Signed { file, by } => write!(f, "verified by {file}, signed by {by}"),
             Proof::ApiDigest => f.write_str("verified by the release API's digest"),
             Proof::ChecksumFile { name } => write!(f, "verified by the checksum file {name}"),
             Proof::Unverified => f.write_str("NOT verified (allow_unverified)"),

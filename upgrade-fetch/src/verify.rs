@@ -36,6 +36,32 @@ pub fn api_digest(digest: &str) -> Option<String> {
         .then(|| hex.to_ascii_lowercase())
 }
 
+/// Verifies a minisign signature (the text of a `.minisig` file) over
+/// `data` with `public_key` (`RW…`, or a whole `minisign.pub`); returns who
+/// signed, in words, or why it does not verify.
+pub fn minisign(public_key: &str, data: &[u8], signature: &[u8]) -> Result<String, String> {
+    let key_line = public_key
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+        .unwrap_or_default();
+    let key = minisign_verify::PublicKey::from_base64(key_line)
+        .map_err(|e| format!("the configured minisign_key does not read as a public key ({e})"))?;
+    let text =
+        std::str::from_utf8(signature).map_err(|_| "the signature file is not text".to_owned())?;
+    let sig = minisign_verify::Signature::decode(text)
+        .map_err(|e| format!("the signature file does not read as a minisign signature ({e})"))?;
+    key.verify(data, &sig, false).map_err(|e| match e {
+        minisign_verify::Error::UnexpectedKeyId => "it was made by another key".to_owned(),
+        minisign_verify::Error::InvalidSignature => {
+            "the signature does not match the file's contents".to_owned()
+        }
+        e => e.to_string(),
+    })?;
+    let short: String = key_line.chars().take(12).collect();
+    Ok(format!("minisign key {short}…"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

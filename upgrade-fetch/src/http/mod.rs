@@ -236,9 +236,13 @@ impl Answer {
     }
 
     /// The body as text (invalid UTF-8 replaced), at most `limit` bytes.
-    pub fn text(mut self, limit: u64) -> Result<String, ureq::Error> {
-        let bytes = self.body.with_config().limit(limit).read_to_vec()?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    pub fn text(self, limit: u64) -> Result<String, ureq::Error> {
+        Ok(String::from_utf8_lossy(&self.bytes(limit)?).into_owned())
+    }
+
+    /// The body's bytes, at most `limit` of them.
+    pub fn bytes(mut self, limit: u64) -> Result<Vec<u8>, ureq::Error> {
+        self.body.with_config().limit(limit).read_to_vec()
     }
 }
 

@@ -58,6 +58,39 @@ pub enum Error {
         /// The asset.
         asset: String,
     },
+    /// The component calls for a signature and none is published.
+    #[error(
+        "{component} {version}: {file} is not signed ({signature} is missing) and {component} \
+         requires a signature; refusing to install it (set `allow_unsigned: true` for \
+         {component} to accept unsigned releases)"
+    )]
+    SignatureMissing {
+        /// The component.
+        component: String,
+        /// The version.
+        version: Version,
+        /// The signed file.
+        file: String,
+        /// The signature file expected.
+        signature: String,
+    },
+    /// A signature is present and does not verify.
+    #[error(
+        "{component} {version}: the signature {signature} does not verify {file}: {why}; \
+         refusing to install it (the file was changed, or signed by another key)"
+    )]
+    SignatureInvalid {
+        /// The component.
+        component: String,
+        /// The version.
+        version: Version,
+        /// The signed file.
+        file: String,
+        /// The signature file.
+        signature: String,
+        /// What failed.
+        why: String,
+    },
     /// The checksum file does not list the asset.
     #[error(
         "the checksum file {file} of {component} {version} does not list {asset}; refusing to \

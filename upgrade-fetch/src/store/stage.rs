@@ -206,7 +206,26 @@ impl Store {
         }
     }
 
-    /// The expected digest and how it is known, strongest first.
+    /// A small file of a release (a checksum file, a signature), bounded.
+    fn small_file(&self, url: &str, what: &'static str) -> Result<Vec<u8>, Error> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return upgrade_state::fsutil::read_capped(Path::new(path), MAX_CHECKSUMS)
+                .map_err(io_err(what, Path::new(path)));
+        }
+        let answer = self.http.get(url, &[], false)?;
+        answer.bytes(MAX_CHECKSUMS).map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => Error::Io {
+                action: "refusing",
+                path: crate::http::without_query(url).into(),
+                cause: std::io::Error::other(format!("over the limit of {MAX_CHECKSUMS} bytes")),
+            },
+            e => self.http.transport_error(url, &e).into(),
+        })
+    }
+
+    /// The expected digest and how it is known, strongest first: a pinned
+    /// digest; a signed checksum file when the component calls for a
+    /// signature; the API's digest; the checksum file.
     fn expected_digest(
         &self,
         comp: &Component,
@@ -221,34 +240,73 @@ impl Store {
         {
             return Ok(Some((d.to_ascii_lowercase(), Proof::Pinned)));
         }
-        if let Some(d) = asset.digest.as_deref().and_then(verify::api_digest) {
+        let sums_name = comp.spec.checksums_name(&release.version, &self.platform);
+        let sums = sums_name.as_deref().and_then(|n| release.asset(n));
+        let signature = match (&comp.spec.minisign_key, &sums_name) {
+            (Some(key), Some(name)) => {
+                let sig_name = format!("{name}.minisig");
+                match (sums, release.asset(&sig_name)) {
+                    (Some(sums), Some(sig)) => Some((key, sums, sig)),
+                    _ if comp.spec.allow_unsigned => {
+                        log::warn!(
+                            "{} {}: {sig_name} is missing; going on unsigned, as allow_unsigned \
+                             asks",
+                            comp.name,
+                            release.version
+                        );
+                        None
+                    }
+                    _ => {
+                        return Err(Error::SignatureMissing {
+                            component: comp.name.clone(),
+                            version: release.version.clone(),
+                            file: name.clone(),
+                            signature: sig_name,
+                        });
+                    }
+                }
+            }
+            (Some(_), None) if !comp.spec.allow_unsigned => {
+                return Err(Error::SignatureMissing {
+                    component: comp.name.clone(),
+                    version: release.version.clone(),
+                    file: "(no checksum file is known for it)".into(),
+                    signature: "a .minisig".into(),
+                });
+            }
+            _ => None,
+        };
+        if signature.is_none()
+            && let Some(d) = asset.digest.as_deref().and_then(verify::api_digest)
+        {
             return Ok(Some((d, Proof::ApiDigest)));
         }
-        let Some(name) = comp.spec.checksums_name(&release.version, &self.platform) else {
+        let (Some(name), Some(sums)) = (sums_name, sums) else {
             return Ok(None);
         };
-        let Some(sums) = release.asset(&name) else {
-            return Ok(None);
+        let bytes = self.small_file(&sums.url, "cannot read checksum file")?;
+        let proof = match signature {
+            Some((key, _, sig)) => {
+                let sig_text = self.small_file(&sig.url, "cannot read signature")?;
+                let by = verify::minisign(key, &bytes, &sig_text).map_err(|why| {
+                    Error::SignatureInvalid {
+                        component: comp.name.clone(),
+                        version: release.version.clone(),
+                        file: name.clone(),
+                        signature: sig.name.clone(),
+                        why,
+                    }
+                })?;
+                Proof::Signed {
+                    file: name.clone(),
+                    by,
+                }
+            }
+            None => Proof::ChecksumFile { name: name.clone() },
         };
-        let text = if let Some(path) = sums.url.strip_prefix("file://") {
-            let bytes = upgrade_state::fsutil::read_capped(Path::new(path), MAX_CHECKSUMS)
-                .map_err(io_err("cannot read checksum file", Path::new(path)))?;
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            let answer = self.http.get(&sums.url, &[], false)?;
-            answer.text(MAX_CHECKSUMS).map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => Error::Io {
-                    action: "refusing checksum file",
-                    path: crate::http::without_query(&sums.url).into(),
-                    cause: std::io::Error::other(format!(
-                        "over the limit of {MAX_CHECKSUMS} bytes"
-                    )),
-                },
-                e => self.http.transport_error(&sums.url, &e).into(),
-            })?
-        };
+        let text = String::from_utf8_lossy(&bytes);
         match verify::parse_checksums(&text).remove(&asset.name) {
-            Some(d) => Ok(Some((d, Proof::ChecksumFile { name }))),
+            Some(d) => Ok(Some((d, proof))),
             None => Err(Error::NotInChecksums {
                 component: comp.name.clone(),
                 version: release.version.clone(),
@@ -298,6 +356,7 @@ impl Store {
                     let _ = fs::remove_file(&part);
                     let proof_name = match &proof {
                         Proof::Pinned => "pinned".to_owned(),
+                        Proof::Signed { file, .. } => format!("signed checksum-file ({file})"),
                         Proof::ApiDigest => "API".to_owned(),
                         Proof::ChecksumFile { name } => format!("checksum-file ({name})"),
                         Proof::Unverified | Proof::Adopted => "unverified".to_owned(),
