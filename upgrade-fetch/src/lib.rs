@@ -42,8 +42,8 @@
 //! ```
 //!
 //! # Limitations
-//! - Signatures (cosign bundles) are not checked yet; the ladder starts at a
-//!   pinned digest.
+//! - Keyless Sigstore signatures (cosign bundles) are not checked yet;
+//!   minisign signatures over a checksum file are (`minisign_key`).
 //! - The mirror layout is this crate's own (documented in [`sources::read_mirror`]).
 
 #![warn(missing_docs)]
