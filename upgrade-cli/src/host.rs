@@ -435,10 +435,7 @@ impl Host {
     /// others are still detected); only installed components are listed.
     pub fn resolve(&self) -> Resolution {
         let sources = self.sources();
-        let source: &dyn ReleaseSource = match &self.releases {
-            Some(custom) => custom.as_ref(),
-            None => &sources,
-        };
+        let source = self.release_source(&sources);
         let list = |c: &Component| {
             let releases = source.releases(c);
             let advisories = releases.as_ref().ok().map(|_| source.advisories(c));
@@ -490,16 +487,21 @@ impl Host {
         res
     }
 
+    /// The custom release source when one was given, else `sources`.
+    fn release_source<'a>(&'a self, sources: &'a Sources) -> &'a dyn ReleaseSource {
+        match &self.releases {
+            Some(custom) => custom.as_ref(),
+            None => sources,
+        }
+    }
+
     /// Security advisories affecting the installed versions, from what the
     /// last check cached: no request is sent (a component never checked
     /// has none to show).
     pub fn cached_advisories(&self) -> Vec<upgrade_core::advisory::Finding> {
         let (installed, _) = self.detect();
         let offline = self.sources_with(true);
-        let source: &dyn ReleaseSource = match &self.releases {
-            Some(custom) => custom.as_ref(),
-            None => &offline,
-        };
+        let source = self.release_source(&offline);
         let mut out = Vec::new();
         for (name, version) in &installed {
             let Some(c) = self.stack.components.get(name) else {

@@ -34,7 +34,7 @@ pub fn breaking_lines(notes: &str) -> Vec<String> {
     let mut under: Option<(String, bool)> = None;
     let push = |out: &mut Vec<String>, line: &str| {
         if out.len() < MAX_LINES {
-            let line = shorten(line);
+            let line = shorten(line, MAX_LINE_CHARS);
             if !out.contains(&line) {
                 out.push(line);
             }
@@ -112,11 +112,12 @@ fn strip_list_marker(line: &str) -> &str {
     line
 }
 
-fn shorten(line: &str) -> String {
-    if line.chars().count() <= MAX_LINE_CHARS {
-        return line.to_owned();
+/// `text` cut to `max` characters (at least 1), ending `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
-    let mut s: String = line.chars().take(MAX_LINE_CHARS - 1).collect();
+    let mut s: String = text.chars().take(max.max(1) - 1).collect();
     s.push('…');
     s
 }

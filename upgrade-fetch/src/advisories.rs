@@ -55,15 +55,6 @@ enum FirstPatched {
     Object { identifier: String },
 }
 
-fn bounded(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
-
 /// Versions named in a `patched_versions` text (`1.2.3`, `>= 1.2.3`, `1.2.3, 2.0.1`).
 fn patched(text: &str) -> impl Iterator<Item = Version> + '_ {
     text.split(',')
@@ -121,7 +112,10 @@ pub fn parse_github(items: Vec<GithubAdvisory>, origin: &str) -> Vec<Advisory> {
             id: a.ghsa_id,
             cve: a.cve_id.filter(|c| c.len() <= 64),
             severity: Severity::from_word(a.severity.as_deref().unwrap_or("")),
-            summary: bounded(a.summary.as_deref().unwrap_or("").trim(), MAX_SUMMARY),
+            summary: upgrade_core::notes::shorten(
+                a.summary.as_deref().unwrap_or("").trim(),
+                MAX_SUMMARY,
+            ),
             url: a.html_url.filter(|u| u.len() <= 2048),
             vulnerable,
             fixed,
