@@ -9,6 +9,7 @@ pub mod nsd;
 pub mod proxy;
 pub mod release_server;
 pub mod sandbox;
+pub mod static_server;
 pub mod tls;
 pub mod tmux;
 pub mod world;

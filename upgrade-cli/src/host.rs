@@ -14,6 +14,7 @@ use upgrade_core::engine::Scope;
 use upgrade_core::holds::{Holds, failures_in};
 use upgrade_core::journal::RunRecord;
 use upgrade_core::layout::Layout;
+use upgrade_core::pins::{self, PinFile, PinnedReleases};
 use upgrade_core::planner::{self, Plan, PlanInput, Release};
 use upgrade_core::ports::{HealthProbe, Inspector, Notifier, ReleaseSource, ServiceControl};
 use upgrade_core::version::Version;
@@ -28,6 +29,9 @@ use upgrade_systemd::supervisor::{Supervisor, default_dir};
 use upgrade_systemd::systemctl::Systemd;
 
 use crate::Error;
+
+/// The pin file a host applies when it is in its configuration directory.
+pub const PIN_FILE: &str = "pins.json";
 
 /// The largest stack file read (a stack of a thousand components is ~200 KiB).
 pub const MAX_STACK_FILE: u64 = 4 << 20;
@@ -64,8 +68,12 @@ pub struct HostOptions {
     pub github_api: Option<String>,
     /// Where unit files are (default `<root>/etc/systemd/system`).
     pub unit_dir: Option<PathBuf>,
-    /// Default mirror directory for components with `source: mirror`.
+    /// Default mirror for components with `source: mirror` (a directory or
+    /// an `http(s)://` URL), and where a pinned host downloads from.
     pub mirror: Option<PathBuf>,
+    /// The pin file to apply (default: `<root>/etc/obs-upgrade/pins.json`
+    /// when it exists): releases come from it alone, no API is asked.
+    pub pins: Option<PathBuf>,
     /// Release listings in flight at once (16: two rounds for a 30-component
     /// stack, far below the API's limit on concurrent requests).
     pub list_concurrency: usize,
@@ -88,6 +96,7 @@ impl Default for HostOptions {
             github_api: None,
             unit_dir: None,
             mirror: None,
+            pins: None,
             list_concurrency: 16,
             detect_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             stop: upgrade_core::engine::StopFlag::default(),
@@ -101,6 +110,7 @@ pub struct Host {
     layout: Layout,
     stack: Stack,
     releases: Option<Arc<dyn ReleaseSource>>,
+    pinned: Option<(PathBuf, Arc<PinnedReleases>)>,
     health: Option<Arc<dyn HealthProbe>>,
     /// Built once: the trust store is read once and sources and store share
     /// its agents.
@@ -191,7 +201,52 @@ impl Host {
                 s
             }
         };
-        Ok(Host::with_stack(opts, stack))
+        let pins = opts.pins.clone().or_else(|| {
+            let p = layout.config_dir().join(PIN_FILE);
+            p.exists().then_some(p)
+        });
+        let mut host = Host::with_stack(opts, stack);
+        if let Some(path) = pins {
+            host = host.with_pin_file(&path)?;
+        }
+        Ok(host)
+    }
+
+    /// Applies a pin file: it must fit the stack and this platform; its
+    /// digests become the stack's pinned digests; releases come from it
+    /// alone (no API request), downloaded from the mirror (`--mirror`, else
+    /// the file's own), else upstream. A plain-http mirror is accepted
+    /// because every file from it is checked against a pinned digest.
+    pub fn with_pin_file(mut self, path: &Path) -> Result<Host, Error> {
+        let shown = path.display().to_string();
+        let bytes = upgrade_state::fsutil::read_capped(path, pins::MAX_PIN_FILE).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read the pin file {shown}: {e}; give an existing file with --pins \
+                 (or remove {PIN_FILE} from the configuration directory to list releases \
+                 upstream)"
+            ))
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Usage(format!("{shown}: the pin file is not UTF-8 text")))?;
+        let file = PinFile::from_json(&text, &shown).map_err(|e| Error::Usage(e.to_string()))?;
+        file.check(&self.stack, &Platform::current())
+            .map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+        file.apply_digests(&mut self.stack);
+        let mirror = self
+            .opts
+            .mirror
+            .as_ref()
+            .map(|m| m.to_string_lossy().into_owned());
+        let source = Arc::new(PinnedReleases::new(file, mirror));
+        self.releases = Some(source.clone());
+        self.pinned = Some((path.to_owned(), source));
+        self.http = OnceLock::new();
+        Ok(self)
+    }
+
+    /// The pin file applied, and the releases it answers.
+    pub fn pinned(&self) -> Option<(&Path, &PinnedReleases)> {
+        self.pinned.as_ref().map(|(p, r)| (p.as_path(), r.as_ref()))
     }
 
     /// A host with a stack already resolved (embedders that build their own).
@@ -202,6 +257,7 @@ impl Host {
             layout,
             stack,
             releases: None,
+            pinned: None,
             health: None,
             http: OnceLock::new(),
         }
@@ -273,7 +329,11 @@ impl Host {
                     ..HttpOptions::default()
                 };
                 let components: Vec<&Component> = self.stack.components.values().collect();
-                self.forges().client(opts, &components)
+                let http = self.forges().client(opts, &components);
+                match self.pinned.as_ref().and_then(|(_, p)| p.mirror()) {
+                    Some(m) if m.starts_with("http://") => http.with_plain_http(m),
+                    _ => http,
+                }
             })
             .clone()
     }

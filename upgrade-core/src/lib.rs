@@ -10,6 +10,7 @@
 //! - [`engine`]: the transactional apply, rollback, resume, prune.
 //! - [`journal`]: the run record, its status machine, step journal, resume point.
 //! - [`window`]: maintenance windows, blackout dates, the next opening.
+//! - [`pins`]: pin files, the targets a controller resolved once for a fleet.
 //! - [`ports`]: the traits adapters implement (journal, release source, artifact store).
 //!
 //! No network, no processes: the other crates do I/O and call into this one.
@@ -63,6 +64,7 @@ pub mod journal;
 pub mod layout;
 pub mod names;
 pub mod notes;
+pub mod pins;
 pub mod planner;
 pub mod policy;
 pub mod ports;

@@ -44,7 +44,7 @@ pub trait ReleaseSource: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Proof {
-    /// A digest pinned in the stack file.
+    /// A digest pinned in the stack file (`sha256`) or a pin file.
     Pinned,
     /// A checksum file whose signature verified, then the digest in it.
     Signed {
@@ -69,7 +69,7 @@ pub enum Proof {
 impl std::fmt::Display for Proof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Proof::Pinned => f.write_str("verified by the digest pinned in the stack file"),
+            Proof::Pinned => f.write_str("verified by a pinned digest (stack file or pin file)"),
             Proof::Signed { file, by } => write!(f, "verified by {file}, signed by {by}"),
             Proof::ApiDigest => f.write_str("verified by the release API's digest"),
             Proof::ChecksumFile { name } => write!(f, "verified by the checksum file {name}"),

@@ -53,6 +53,7 @@ pub mod api;
 pub mod download;
 pub mod extract;
 pub mod http;
+pub mod mirror;
 pub mod sources;
 pub mod store;
 pub mod verify;

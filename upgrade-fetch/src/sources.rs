@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use upgrade_core::advisory::Advisory;
 use upgrade_core::catalog::{ComponentSpec, SourceKind};
 use upgrade_core::config::Component;
@@ -309,6 +309,49 @@ struct MirrorMeta {
     notes: Option<String>,
 }
 
+/// The URL of a mirror given as `http(s)://…` (else it is a directory).
+pub fn mirror_url(mirror: &Path) -> Option<&str> {
+    mirror
+        .to_str()
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+}
+
+/// One release in a mirror's `<component>/index.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// The tag (the release's directory name).
+    pub tag: String,
+    /// When upstream published it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<Timestamp>,
+    /// Upstream marked it a pre-release.
+    #[serde(default)]
+    pub prerelease: bool,
+    /// Its upstream release page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Its release notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Its files.
+    #[serde(default)]
+    pub assets: Vec<IndexAsset>,
+}
+
+/// One file of a release in a mirror's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexAsset {
+    /// The file name.
+    pub name: String,
+    /// Its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Its SHA-256, hex (as the API's digest: a rung below a signed
+    /// checksum file, above an unsigned one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
 /// Reads a mirror directory: `<mirror>/<component>/<tag>/<files>`, with an
 /// optional `<tag>/release.json` (`{"published_at": "…", "prerelease":
 /// false, "url": "…", "notes": "…"}`, every key optional); without a
@@ -356,7 +399,8 @@ pub fn read_mirror(mirror: &Path, component: &str) -> Result<Vec<RawRelease>, st
         for f in fs::read_dir(entry.path())? {
             let f = f?;
             let name = f.file_name().to_string_lossy().into_owned();
-            if name == "release.json" || !f.file_type()?.is_file() {
+            // Hidden files are a fill's downloads in progress, never assets.
+            if name == "release.json" || name.starts_with('.') || !f.file_type()?.is_file() {
                 continue;
             }
             assets.push(Asset {
@@ -457,7 +501,8 @@ impl Sources {
         (key, base.to_owned())
     }
 
-    /// The mirror directory a mirror component reads.
+    /// The mirror a mirror component reads: a directory, or an
+    /// `http(s)://` URL serving one.
     fn mirror_dir(&self, component: &Component) -> Result<PathBuf, PortError> {
         match component.spec.api_url.as_deref() {
             Some(u) => Ok(PathBuf::from(u.strip_prefix("file://").unwrap_or(u))),
@@ -507,9 +552,51 @@ impl Sources {
                     let url = format!("{base}/api/v4/projects/{project}/releases?per_page=100");
                     parse_gitlab(self.client.list(&url)?)
                 }
-                SourceKind::Mirror => read_mirror(&self.mirror_dir(component)?, &component.name)?,
+                SourceKind::Mirror => {
+                    let dir = self.mirror_dir(component)?;
+                    match mirror_url(&dir) {
+                        Some(url) => self.read_http_mirror(url, &component.name)?,
+                        None => read_mirror(&dir, &component.name)?,
+                    }
+                }
             })
         })
+    }
+
+    /// A mirror served over http(s): `<url>/<component>/index.json` (what
+    /// `obs-upgrade mirror fill` writes), cached and revalidated like an API
+    /// listing; each file at `<url>/<component>/<tag>/<name>`.
+    fn read_http_mirror(&self, url: &str, component: &str) -> Result<Vec<RawRelease>, PortError> {
+        let base = url.trim_end_matches('/');
+        let entries: Vec<IndexEntry> = self
+            .client
+            .list(&format!("{base}/{component}/index.json"))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| tag_in_bounds(&e.tag) && !e.tag.contains('/'))
+            .map(|e| {
+                let (url, notes) = facts(e.url, e.notes);
+                RawRelease {
+                    assets: e
+                        .assets
+                        .into_iter()
+                        .filter(|a| !a.name.contains('/') && !a.name.starts_with('.'))
+                        .map(|a| Asset {
+                            url: format!("{base}/{component}/{}/{}", e.tag, a.name),
+                            name: a.name,
+                            size: a.size,
+                            digest: a.sha256.map(|d| format!("sha256:{d}")),
+                        })
+                        .collect(),
+                    tag: e.tag,
+                    draft: false,
+                    prerelease: e.prerelease,
+                    published_at: e.published_at,
+                    url,
+                    notes,
+                }
+            })
+            .collect())
     }
 
     /// Resolves many components in parallel with at most `workers` threads.
@@ -566,7 +653,26 @@ impl ReleaseSource for Sources {
                 }
                 SourceKind::Gitlab => Vec::new(),
                 SourceKind::Mirror => {
-                    crate::advisories::read_mirror(&self.mirror_dir(component)?, &component.name)?
+                    let dir = self.mirror_dir(component)?;
+                    match mirror_url(&dir) {
+                        Some(url) => {
+                            let url = format!(
+                                "{}/{}/advisories.json",
+                                url.trim_end_matches('/'),
+                                component.name
+                            );
+                            match self.client.list(&url) {
+                                Ok(items) => crate::advisories::parse_github(items, &url),
+                                // A mirror without advisories: none known.
+                                Err(crate::api::Error::Http(crate::http::Error::Status {
+                                    status: 404,
+                                    ..
+                                })) => Vec::new(),
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        None => crate::advisories::read_mirror(&dir, &component.name)?,
+                    }
                 }
             })
         })?;

@@ -2,6 +2,7 @@
 
 mod admin;
 mod check;
+mod fleet;
 mod journal;
 mod memory;
 mod metrics;
@@ -20,6 +21,9 @@ pub use admin::{
 pub use check::{
     Candidate, CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check,
     plan, skip_text,
+};
+pub use fleet::{
+    MAX_MIRROR_FILE, MirrorFillOptions, PinOptions, PinReport, mirror_fill, pin, read_pin_file,
 };
 pub use memory::{MemoryReport, hold, memory, quarantine_clear, unhold};
 pub use metrics::{metrics, write_metrics};

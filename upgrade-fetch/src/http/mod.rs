@@ -280,6 +280,7 @@ type Roots = Result<Option<Certs>, String>;
 pub struct Http {
     credentials: Vec<Credential>,
     cas: Vec<(Origin, Result<Certs, String>)>,
+    cleartext_ok: Vec<Origin>,
     roots: Arc<OnceLock<Roots>>,
     agents: Arc<Mutex<HashMap<AgentKey, ureq::Agent>>>,
     opts: HttpOptions,
@@ -314,6 +315,7 @@ impl Http {
         Http {
             credentials: Vec::new(),
             cas: Vec::new(),
+            cleartext_ok: Vec::new(),
             roots: Arc::new(OnceLock::new()),
             agents: Arc::new(Mutex::new(HashMap::new())),
             opts,
@@ -386,12 +388,26 @@ impl Http {
         out
     }
 
+    /// Accepts plain http from the origin of `base`: only for files whose
+    /// digests are pinned from elsewhere (a fleet's mirror serving the
+    /// releases of a pin file), so that a tampered answer is refused by its
+    /// digest, not trusted. Tokens are never sent there.
+    #[must_use]
+    pub fn with_plain_http(mut self, base: &str) -> Self {
+        if let Some(origin) = Origin::of(base) {
+            self.cleartext_ok.push(origin);
+        }
+        self
+    }
+
     /// Refuses plain http except to loopback, unless allowed.
     pub fn check_url(&self, url: &str) -> Result<(), Error> {
         if url.starts_with("https://")
             || url.starts_with("file://")
             || self.opts.allow_insecure
             || is_loopback(url)
+            || (url.starts_with("http://")
+                && Origin::of(url).is_some_and(|o| self.cleartext_ok.contains(&o)))
         {
             return Ok(());
         }

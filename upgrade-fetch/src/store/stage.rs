@@ -26,6 +26,21 @@ use crate::{extract, verify};
 /// The largest checksum file read (upstream's hold a few dozen lines).
 pub const MAX_CHECKSUMS: u64 = 4 * 1024 * 1024;
 
+/// A release asset downloaded and verified, in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The asset, as the release lists it.
+    pub asset: Asset,
+    /// Where the download is.
+    pub path: std::path::PathBuf,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// How it was verified.
+    pub proof: Proof,
+}
+
 /// The SHA-256 of a file; logs (debug) how many bytes were hashed, which
 /// `scripts/bench-ops` counts to show a run hashes a binary at most once.
 fn sha256_file(path: &Path) -> io::Result<String> {
@@ -316,16 +331,16 @@ impl Store {
         }
     }
 
-    /// Downloads, verifies and extracts a release; a no-op when already staged.
-    pub fn stage(
+    /// Downloads a release's asset for this platform into the cache and
+    /// verifies it by the ladder (pinned digest, signed checksum file, API
+    /// digest, checksum file): what staging unpacks, and what a controller
+    /// pins or copies into a mirror. A mismatch removes the download.
+    pub fn fetch_verified(
         &self,
         comp: &Component,
         release: &Release,
         progress: &mut dyn FnMut(u64, Option<u64>),
-    ) -> Result<Staged, Error> {
-        if let Some(s) = self.staged(&comp.name, &release.version)? {
-            return Ok(s);
-        }
+    ) -> Result<Fetched, Error> {
         let asset = self.select_asset(comp, release)?;
         let expected = self.expected_digest(comp, release, asset)?;
         if expected.is_none() && !comp.spec.allow_unverified {
@@ -379,7 +394,33 @@ impl Store {
                 Proof::Unverified
             }
         };
+        Ok(Fetched {
+            asset: asset.clone(),
+            path: got.path,
+            sha256: got.sha256,
+            size: got.bytes,
+            proof,
+        })
+    }
 
+    /// Downloads, verifies and extracts a release; a no-op when already staged.
+    pub fn stage(
+        &self,
+        comp: &Component,
+        release: &Release,
+        progress: &mut dyn FnMut(u64, Option<u64>),
+    ) -> Result<Staged, Error> {
+        if let Some(s) = self.staged(&comp.name, &release.version)? {
+            return Ok(s);
+        }
+        let Fetched {
+            asset,
+            path,
+            sha256,
+            proof,
+            ..
+        } = self.fetch_verified(comp, release, progress)?;
+        let asset = &asset;
         let final_dir = self.release_dir(&comp.name, &release.version);
         let partial = final_dir.with_file_name(format!("{}.partial", release.version));
         if partial.exists() {
@@ -387,15 +428,7 @@ impl Store {
         }
         // The store is read by services that run as their own users.
         fsutil::create_dir_all_mode(&partial, 0o755)?;
-        let result = self.fill_partial(
-            comp,
-            release,
-            asset,
-            &got.path,
-            &got.sha256,
-            &proof,
-            &partial,
-        );
+        let result = self.fill_partial(comp, release, asset, &path, &sha256, &proof, &partial);
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&partial);
             return Err(e);
@@ -409,12 +442,12 @@ impl Store {
         File::open(comp_dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err("cannot sync", comp_dir))?;
-        let _ = fs::remove_file(&got.path);
+        let _ = fs::remove_file(&path);
         Ok(Staged {
             component: comp.name.clone(),
             version: release.version.clone(),
             dir: final_dir,
-            sha256: got.sha256,
+            sha256,
             proof,
         })
     }

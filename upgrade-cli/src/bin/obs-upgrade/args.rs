@@ -113,9 +113,14 @@ pub struct Global {
     /// Where unit files are read, backed up and written (default `<root>/etc/systemd/system`)
     #[arg(long, global = true, env = "OBS_UPGRADE_UNIT_DIR")]
     pub unit_dir: Option<PathBuf>,
-    /// Default mirror directory for components with `source: mirror`
+    /// Mirror for components with `source: mirror`, and where a pinned host
+    /// downloads from: a directory or an http(s):// URL
     #[arg(long, global = true, env = "OBS_UPGRADE_MIRROR")]
     pub mirror: Option<PathBuf>,
+    /// Apply this pin file: exact versions and digests, no release API
+    /// request (default: `<root>/etc/obs-upgrade/pins.json` when present)
+    #[arg(long, global = true, env = "OBS_UPGRADE_PINS", value_name = "FILE")]
+    pub pins: Option<PathBuf>,
     /// Release listings in flight at once (API requests; default 16)
     #[arg(
         long,
@@ -369,6 +374,47 @@ pub enum Command {
         #[arg(long, requires = "write")]
         path: Option<PathBuf>,
     },
+    /// Resolve the stack's targets once, for a fleet: a pin file of exact
+    /// versions and verified digests that hosts apply without asking any API
+    #[command(
+        after_help = concat!(
+            "Every component of the stack is pinned, or nothing is. Its target is what the\n",
+            "policy plans from the version the fleet runs (--from, else the version installed\n",
+            "here), or exactly the version --set names; each target's asset is downloaded and\n",
+            "verified here, and its digest recorded.\n\n",
+            "Examples:\n",
+            "  obs-upgrade pin --from node_exporter=1.8.2 --output pins.json\n",
+            "  obs-upgrade pin --set node_exporter=1.9.1 --mirror-url http://ctl:8080 -o pins.json",
+        )
+    )]
+    Pin {
+        /// Write the pin file here (atomically) instead of printing it
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The version the fleet runs, per component (repeatable)
+        #[arg(long, value_name = "NAME=VERSION")]
+        from: Vec<String>,
+        /// Pin exactly this version, per component (repeatable)
+        #[arg(long = "set", value_name = "NAME=VERSION")]
+        set: Vec<String>,
+        /// Where the hosts download from (recorded in the file): an http(s)://
+        /// URL or a directory laid out by `mirror fill`
+        #[arg(long, value_name = "URL")]
+        mirror_url: Option<String>,
+        /// The fleet's platform as OS/ARCH (default: this host's)
+        #[arg(long, value_name = "OS/ARCH")]
+        platform: Option<String>,
+    },
+    /// A mirror for a fleet, filled with a pin file's releases
+    #[command(
+        subcommand,
+        after_help = concat!(
+            "Examples:\n",
+            "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json\n",
+            "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json --from https://mirror.internal",
+        )
+    )]
+    Mirror(MirrorCmd),
     /// systemd timers for unattended operation
     #[command(
         subcommand,
@@ -537,6 +583,30 @@ pub enum SupervisorCmd {
         )
     )]
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorCmd {
+    /// Copy the pinned releases into DIR (each file checked against its
+    /// pinned digest) and write the indexes a web server serves
+    #[command(
+        after_help = concat!(
+            "DIR is laid out as <component>/<tag>/<file>, with <component>/index.json; serve it\n",
+            "with any web server and point the hosts' --mirror (or the pin's --mirror-url) at it.\n\n",
+            "Example:\n",
+            "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json",
+        )
+    )]
+    Fill {
+        /// The mirror directory
+        dir: PathBuf,
+        /// The pin file whose releases to copy
+        #[arg(long, value_name = "FILE")]
+        pins: PathBuf,
+        /// Copy from this mirror (a directory or http(s):// URL) instead of upstream
+        #[arg(long, value_name = "MIRROR")]
+        from: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod apply;
 mod check;
 mod config;
+mod fleet;
 mod memory;
 mod rollback;
 mod status;
@@ -12,7 +13,7 @@ use anyhow::Result;
 use upgrade_cli::host::{Host, HostOptions, ServiceManager as Manager};
 use upgrade_core::engine::Scope;
 
-use crate::args::{Cli, Command, Global, Selection, ServiceManager};
+use crate::args::{Cli, Command, Global, MirrorCmd, Selection, ServiceManager};
 
 /// The host options the global flags describe.
 pub fn host_options(g: &Global) -> HostOptions {
@@ -30,6 +31,7 @@ pub fn host_options(g: &Global) -> HostOptions {
         github_api: g.github_api.clone(),
         unit_dir: g.unit_dir.clone(),
         mirror: g.mirror.clone(),
+        pins: g.pins.clone(),
         list_concurrency: g
             .list_concurrency
             .map_or(HostOptions::default().list_concurrency, usize::from),
@@ -68,6 +70,26 @@ pub fn dispatch(cli: &Cli) -> Result<u8> {
             unattended::metrics(g, &open(g)?, *write, path.as_deref())
         }
         Command::Timer(t) => unattended::timer(g, &open(g)?, t),
+        Command::Pin {
+            output,
+            from,
+            set,
+            mirror_url,
+            platform,
+        } => fleet::pin(
+            g,
+            &open(g)?,
+            &fleet::PinArgs {
+                output: output.clone(),
+                from: from.clone(),
+                set: set.clone(),
+                mirror_url: mirror_url.clone(),
+                platform: platform.clone(),
+            },
+        ),
+        Command::Mirror(MirrorCmd::Fill { dir, pins, from }) => {
+            fleet::mirror_fill(g, &open(g)?, dir, pins, from.as_deref())
+        }
         Command::Plan { selection, notes } => check::plan(g, &open(g)?, selection, *notes),
         Command::Stage(sel) => apply::stage(g, &open(g)?, sel),
         Command::Apply {
