@@ -95,6 +95,16 @@ fn fixture(name: &str) -> &'static Fixture {
         .expect("known fixture")
 }
 
+/// The Debian package of a component's service binary (its bookworm build).
+pub fn debian_package(name: &str) -> &'static str {
+    fixture(name).binaries[0].2[0]
+}
+
+/// The Debian name of a component's service binary.
+pub fn debian_binary(name: &str) -> &'static str {
+    fixture(name).binaries[0].1
+}
+
 /// The version a release is tagged with (build metadata such as `+ds` dropped).
 pub fn tag_version(suite: &str, name: &str) -> Version {
     fixtures::upstream_version(suite, fixture(name).package)

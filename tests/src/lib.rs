@@ -4,6 +4,7 @@
 pub mod archives;
 pub mod e2e;
 pub mod fixtures;
+pub mod fleet;
 pub mod http_stub;
 pub mod nsd;
 pub mod proxy;

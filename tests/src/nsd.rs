@@ -10,8 +10,8 @@
 //! touch the shared kernel or devices (udev, sysctl, module loading,
 //! binfmt, …) are masked in the private /run. Runtime units
 //! are written into the namespace's `/run/systemd/system` through
-//! `/proc/<pid>/root`. The network namespace is shared, so services listen
-//! on the host's loopback.
+//! `/proc/<pid>/root`. The network namespace is shared (services listen
+//! on the host's loopback), except for [`NsSystemd::boot_networked`].
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -99,6 +99,16 @@ pub struct NsSystemd {
 impl NsSystemd {
     /// Boots and waits until `systemctl is-system-running --wait` answers.
     pub fn boot() -> Self {
+        Self::boot_in(false)
+    }
+
+    /// The same in a network namespace of its own as well (only `lo`,
+    /// down, until the caller plugs a veth in): a host of a fleet.
+    pub fn boot_networked() -> Self {
+        Self::boot_in(true)
+    }
+
+    fn boot_in(own_network: bool) -> Self {
         let script = format!(
             concat!(
                 "set -e\n",
@@ -114,6 +124,7 @@ impl NsSystemd {
             MASKED.join(" ")
         );
         let unshare = Command::new("unshare")
+            .args(own_network.then_some("--net"))
             .args([
                 "--fork",
                 "--pid",

@@ -146,6 +146,7 @@ pub struct State {
 pub struct ReleaseServer {
     addr: SocketAddr,
     tls: bool,
+    host: Option<String>,
     /// Shared state: change releases and faults while it runs.
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
@@ -162,8 +163,19 @@ impl ReleaseServer {
         Self::start_with(Some(ca.server.clone()))
     }
 
+    /// Starts serving https on `ip` (a bridge address that namespace hosts
+    /// reach) with a certificate of `ca` (made for that address).
+    pub fn start_tls_at(ca: &PrivateCa, ip: &str) -> Self {
+        Self::start_on(Some(ca.server.clone()), ip)
+    }
+
     fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Self::start_on(tls, "127.0.0.1")
+    }
+
+    fn start_on(tls: Option<Arc<rustls::ServerConfig>>, ip: &str) -> Self {
+        let listener = TcpListener::bind(format!("{ip}:0")).expect("bind the release server");
+        let host = (ip != "127.0.0.1").then(|| ip.to_owned());
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
             per_page_max: 100,
@@ -174,7 +186,10 @@ impl ReleaseServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
         let is_tls = tls.is_some();
-        let base = base_url(addr, is_tls);
+        let base = match &host {
+            Some(h) => format!("https://{h}:{}", addr.port()),
+            None => base_url(addr, is_tls),
+        };
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if sp.load(Ordering::SeqCst) {
@@ -197,6 +212,7 @@ impl ReleaseServer {
         ReleaseServer {
             addr,
             tls: is_tls,
+            host,
             state,
             stop,
         }
@@ -204,7 +220,10 @@ impl ReleaseServer {
 
     /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` with TLS.
     pub fn url(&self) -> String {
-        base_url(self.addr, self.tls)
+        match &self.host {
+            Some(h) => format!("https://{h}:{}", self.addr.port()),
+            None => base_url(self.addr, self.tls),
+        }
     }
 
     /// Locks the state.

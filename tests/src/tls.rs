@@ -29,6 +29,11 @@ impl PrivateCa {
     /// A fresh CA and a server certificate for `localhost`, `127.0.0.1` and
     /// `127.0.0.2`.
     pub fn new() -> Self {
+        Self::for_names(&["localhost", "127.0.0.1", "127.0.0.2"])
+    }
+
+    /// A fresh CA and a server certificate for these names and addresses.
+    pub fn for_names(names: &[&str]) -> Self {
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -37,12 +42,8 @@ impl PrivateCa {
             .push(rcgen::DnType::CommonName, "obs-upgrade test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
         let key = KeyPair::generate().expect("server key");
-        let params = CertificateParams::new(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "127.0.0.2".to_owned(),
-        ])
-        .expect("server params");
+        let params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .expect("server params");
         let cert = params.signed_by(&key, &ca).expect("server cert");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
