@@ -485,6 +485,45 @@ impl Fleet {
         )
     }
 
+    /// The same, streaming: the output, success, and the seconds since the
+    /// start at which each line containing `marker` appeared (a play's or a
+    /// batch's banner).
+    pub fn playbook_timed(
+        &self,
+        name: &str,
+        vars: &[(&str, &str)],
+        marker: &str,
+    ) -> (bool, String, Vec<f64>) {
+        use std::io::BufRead as _;
+        let w = self.work.path();
+        let mut c = Command::new("ansible-playbook");
+        c.env("ANSIBLE_CONFIG", w.join("ansible.cfg"))
+            .env("HOME", w)
+            .arg("-i")
+            .arg(w.join("inventory.ini"))
+            .arg(format!("obs_upgrade.fleet.{name}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in vars {
+            c.arg("-e").arg(format!("{k}={v}"));
+        }
+        let start = std::time::Instant::now();
+        let mut child = c.spawn().expect("run ansible-playbook");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut text = String::new();
+        let mut marks = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(marker) {
+                marks.push(start.elapsed().as_secs_f64());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        marks.push(start.elapsed().as_secs_f64());
+        let ok = child.wait().expect("wait").success();
+        (ok, text, marks)
+    }
+
     /// The PLAY RECAP counters per host (`ok`, `changed`, `failed`, …).
     pub fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u32>> {
         let mut out = BTreeMap::new();
