@@ -38,7 +38,9 @@ pub fn unavailable() -> Option<String> {
         ("/usr/sbin/sshd", "-V"),
     ] {
         if Command::new(tool).arg(arg).output().is_err() {
-            return Some(format!("`{tool}` is not installed (scripts/setup installs it)"));
+            return Some(format!(
+                "`{tool}` is not installed (scripts/setup installs it)"
+            ));
         }
     }
     None
@@ -104,7 +106,9 @@ impl Net {
         let outer = format!("{}h{i}", self.bridge);
         let inner = format!("{}n{i}", self.bridge);
         let _ = Command::new("ip").args(["link", "del", &outer]).output();
-        ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner]);
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
         ip(&["link", "set", &inner, "netns", &pid.to_string()]);
         ip(&["link", "set", &outer, "master", &self.bridge, "up"]);
         self.veths.push(outer);
@@ -324,13 +328,18 @@ impl Fleet {
         std::fs::create_dir_all(&mirror_dir).expect("mirror dir");
         let mirror = StaticServer::start(&mirror_dir, &format!("{gw}:0"));
         let key = work.path().join("id_ed25519");
-        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key));
         // Hosts boot in parallel: each takes a few seconds.
         let booted: Vec<(usize, NsSystemd)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..n)
                 .map(|i| s.spawn(move || (i, NsSystemd::boot_networked())))
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("boot")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("boot"))
+                .collect()
         });
         let mut hosts = Vec::new();
         for (i, ns) in booted {
@@ -370,8 +379,8 @@ impl Fleet {
 
     /// Builds the collection and installs the tarball, as an operator does.
     fn install_collection(&self) {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../ansible_collections/obs_upgrade/fleet");
+        let src =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../ansible_collections/obs_upgrade/fleet");
         let build = self.work.path().join("build");
         run(Command::new("ansible-galaxy")
             .args(["collection", "build", "--force", "--output-path"])
@@ -454,7 +463,11 @@ impl Fleet {
         assert!(o.status.success(), "pin: {}", crate::output_text(&o));
         let mirror = self.mirror_dir.display().to_string();
         let o = self.controller_obs(&["mirror", "fill", &mirror, "--pins", &out_s]);
-        assert!(o.status.success(), "mirror fill: {}", crate::output_text(&o));
+        assert!(
+            o.status.success(),
+            "mirror fill: {}",
+            crate::output_text(&o)
+        );
         out
     }
 
@@ -512,7 +525,10 @@ impl Fleet {
         let stdout = child.stdout.take().expect("stdout");
         let mut text = String::new();
         let mut marks = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.contains(marker) {
                 marks.push(start.elapsed().as_secs_f64());
             }

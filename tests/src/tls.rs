@@ -42,8 +42,9 @@ impl PrivateCa {
             .push(rcgen::DnType::CommonName, "obs-upgrade test CA");
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
         let key = KeyPair::generate().expect("server key");
-        let params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-            .expect("server params");
+        let params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("server params");
         let cert = params.signed_by(&key, &ca).expect("server cert");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)

@@ -26,8 +26,7 @@ fn versions(suite: &str) -> BTreeMap<&'static str, Version> {
 
 fn report(f: &Fleet, dir: &str) -> serde_json::Value {
     let path = f.controller.join(dir).join("report.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("report json")
 }
 
@@ -54,7 +53,10 @@ fn a_fleet_rollout_canary_first_pinned_and_undone() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", output_text(&o));
-    assert!(f.api_requests() > before, "an unpinned host did not reach the API");
+    assert!(
+        f.api_requests() > before,
+        "an unpinned host did not reach the API"
+    );
 
     // 1. A release that fails: the canary rolls back, the rollout stops.
     let mysqld_old = format!("mysqld_exporter={}", old["mysqld_exporter"]);
@@ -108,7 +110,10 @@ fn a_fleet_rollout_canary_first_pinned_and_undone() {
     let r2 = f.controller.join("r2").display().to_string();
     let (ok, out) = f.playbook(
         "rollout",
-        &[("obs_upgrade_pins_src", &good_s), ("obs_upgrade_report_dir", &r2)],
+        &[
+            ("obs_upgrade_pins_src", &good_s),
+            ("obs_upgrade_report_dir", &r2),
+        ],
         true,
     );
     assert!(ok, "check mode failed:\n{out}");
@@ -127,14 +132,22 @@ fn a_fleet_rollout_canary_first_pinned_and_undone() {
     let t = std::time::Instant::now();
     let (ok, out) = f.playbook(
         "rollout",
-        &[("obs_upgrade_pins_src", &good_s), ("obs_upgrade_report_dir", &r3)],
+        &[
+            ("obs_upgrade_pins_src", &good_s),
+            ("obs_upgrade_report_dir", &r3),
+        ],
         false,
     );
     eprintln!("rollout of 3 hosts in {:?}", t.elapsed());
     assert!(ok, "the rollout failed:\n{out}");
     for h in &f.hosts {
         for c in COMPONENTS {
-            assert!(h.wait_version(c, &new[c]), "{}: {c} is not at {}", h.name, new[c]);
+            assert!(
+                h.wait_version(c, &new[c]),
+                "{}: {c} is not at {}",
+                h.name,
+                new[c]
+            );
         }
     }
     assert_eq!(
@@ -153,13 +166,19 @@ fn a_fleet_rollout_canary_first_pinned_and_undone() {
     }
     let table = std::fs::read_to_string(f.controller.join("r3/report.txt")).unwrap();
     assert!(table.starts_with("HOST"), "{table}");
-    assert!(table.contains("3 hosts, 3 changed, 0 unchanged, 0 failed"), "{table}");
+    assert!(
+        table.contains("3 hosts, 3 changed, 0 unchanged, 0 failed"),
+        "{table}"
+    );
 
     // 4. Again: nothing changes, changed=0 everywhere.
     let r4 = f.controller.join("r4").display().to_string();
     let (ok, out) = f.playbook(
         "rollout",
-        &[("obs_upgrade_pins_src", &good_s), ("obs_upgrade_report_dir", &r4)],
+        &[
+            ("obs_upgrade_pins_src", &good_s),
+            ("obs_upgrade_report_dir", &r4),
+        ],
         false,
     );
     assert!(ok, "the second rollout failed:\n{out}");
@@ -173,7 +192,12 @@ fn a_fleet_rollout_canary_first_pinned_and_undone() {
     assert!(ok, "the rollback failed:\n{out}");
     for h in &f.hosts {
         for c in COMPONENTS {
-            assert!(h.wait_version(c, &old[c]), "{}: {c} is not back at {}", h.name, old[c]);
+            assert!(
+                h.wait_version(c, &old[c]),
+                "{}: {c} is not back at {}",
+                h.name,
+                old[c]
+            );
         }
     }
     assert_eq!(f.api_requests(), api_before);

@@ -58,7 +58,9 @@ fn main() {
     ] {
         let (req0, bytes0) = f.mirror.served();
         let api0 = f.api_requests();
-        let dir = f.controller.join(label.replace([' ', ',', '%', '(', ')'], "_"));
+        let dir = f
+            .controller
+            .join(label.replace([' ', ',', '%', '(', ')'], "_"));
         let dir_s = dir.display().to_string();
         let (ok, out, marks) = f.playbook_timed(
             "rollout",
@@ -74,10 +76,21 @@ fn main() {
         let api1 = f.api_requests();
         let batch_secs: Vec<f64> = marks.windows(2).map(|w| w[1] - w[0]).collect();
         let total = marks.last().copied().unwrap_or_default();
-        rows.push((label, batch_secs, total, req1 - req0, bytes1 - bytes0, api1 - api0));
+        rows.push((
+            label,
+            batch_secs,
+            total,
+            req1 - req0,
+            bytes1 - bytes0,
+            api1 - api0,
+        ));
         for h in &f.hosts {
             for c in COMPONENTS {
-                assert!(h.wait_version(c, &e2e::tag_version("trixie", c)), "{}: {c}", h.name);
+                assert!(
+                    h.wait_version(c, &e2e::tag_version("trixie", c)),
+                    "{}: {c}",
+                    h.name
+                );
             }
         }
         let (ok, out) = f.playbook("rollback", &[("obs_upgrade_report_dir", &dir_s)], false);
@@ -115,7 +128,10 @@ fn main() {
         );
     }
     if let [(_, _, staged, ..), (_, _, base, ..)] = rows.as_slice() {
-        println!("\ncanary and batches / one batch: {:.2}x the time", staged / base);
+        println!(
+            "\ncanary and batches / one batch: {:.2}x the time",
+            staged / base
+        );
     }
     let bytes_per_host = rows[0].4 as f64 / n as f64;
     println!("mirror bytes per host: {bytes_per_host:.0}");
