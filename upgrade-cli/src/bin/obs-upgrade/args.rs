@@ -411,7 +411,8 @@ pub enum Command {
         after_help = concat!(
             "Examples:\n",
             "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json\n",
-            "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json --from https://mirror.internal",
+            "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json \\\n",
+            "      --from https://mirror.internal",
         )
     )]
     Mirror(MirrorCmd),
@@ -592,7 +593,8 @@ pub enum MirrorCmd {
     #[command(
         after_help = concat!(
             "DIR is laid out as <component>/<tag>/<file>, with <component>/index.json; serve it\n",
-            "with any web server and point the hosts' --mirror (or the pin's --mirror-url) at it.\n\n",
+            "with any web server and point the hosts' --mirror (or the pin's --mirror-url)\n",
+            "at it.\n\n",
             "Example:\n",
             "  obs-upgrade mirror fill /srv/obs-mirror --pins pins.json",
         )
