@@ -22,14 +22,16 @@ use upgrade_core::journal::{ComponentRecord, RunRecord, RunStatus, StepEvent, Tx
 use upgrade_core::version::Version;
 
 /// A binary of this workspace, built beside the running test
-/// (`target/<profile>/<name>`; `scripts/test` builds them first).
+/// (`target/<profile>/<name>`; `scripts/test` builds them first) or
+/// beside the running helper program (`target/<profile>/fleet-bench`).
 pub fn bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let p = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("target dir")
-        .join(name);
+    let dir = exe.parent().expect("exe dir");
+    let p = if dir.file_name().is_some_and(|d| d == "deps") {
+        dir.parent().expect("target dir").join(name)
+    } else {
+        dir.join(name)
+    };
     assert!(
         p.exists(),
         "{} is not built; run `cargo build --workspace --bins` (scripts/test does)",
