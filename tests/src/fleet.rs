@@ -71,6 +71,16 @@ fn ip(args: &[&str]) {
     run(Command::new("ip").args(args));
 }
 
+/// One `-e` argument as JSON: a value that is JSON (a list) stays one,
+/// anything else is a string.
+fn extra_var(key: &str, value: &str) -> String {
+    let v = serde_json::from_str::<serde_json::Value>(value)
+        .ok()
+        .filter(serde_json::Value::is_array)
+        .unwrap_or_else(|| serde_json::Value::String(value.to_owned()));
+    serde_json::json!({ key: v }).to_string()
+}
+
 /// A bridge with the controller at `<prefix>.1`; removed on drop.
 pub struct Net {
     bridge: String,
@@ -482,7 +492,7 @@ impl Fleet {
             .arg(w.join("inventory.ini"))
             .arg(format!("obs_upgrade.fleet.{name}"));
         for (k, v) in vars {
-            c.arg("-e").arg(format!("{k}={v}"));
+            c.arg("-e").arg(extra_var(k, v));
         }
         if check {
             c.arg("--check");
@@ -518,7 +528,7 @@ impl Fleet {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         for (k, v) in vars {
-            c.arg("-e").arg(format!("{k}={v}"));
+            c.arg("-e").arg(extra_var(k, v));
         }
         let start = std::time::Instant::now();
         let mut child = c.spawn().expect("run ansible-playbook");

@@ -53,8 +53,8 @@ fn main() {
 
     let mut rows = Vec::new();
     for (label, batches) in [
-        ("canary, 25%, rest", "[1, '25%', '100%']"),
-        ("one batch (baseline)", "['100%']"),
+        ("canary, 25%, rest", r#"[1, "25%", "100%"]"#),
+        ("one batch (baseline)", r#"["100%"]"#),
     ] {
         let (req0, bytes0) = f.mirror.served();
         let api0 = f.api_requests();
