@@ -110,7 +110,7 @@ fn main() {
     println!("\nfleet of {n} hosts, {} components each", COMPONENTS.len());
     println!(
         "pin on the controller: {pin_secs:.1} s, {controller_requests} release API requests \
-         (listings and advisories, once)"
+         (one listing per repository)"
     );
     println!(
         "an unpinned check on every host: {unpinned} release API requests ({:.1} per host)",
