@@ -307,7 +307,7 @@ fn stack_text(api: &str, ca_file: &str, ports: &BTreeMap<String, u16>) -> String
 impl Fleet {
     /// `n` hosts at the bookworm versions; both versions (and `extra`
     /// releases of `node_exporter`) published on the API.
-    pub fn boot(n: usize, extra: Vec<FakeRelease>) -> Fleet {
+    pub fn boot(n: usize, extra: &[FakeRelease]) -> Fleet {
         let mut net = Net::create();
         let gw = net.gateway();
         let ca = PrivateCa::for_names(&["localhost", "127.0.0.1", &gw]);

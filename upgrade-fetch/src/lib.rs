@@ -9,6 +9,7 @@
 //! - [`http`]: one ureq agent with timeouts, retries with backoff on 5xx and
 //!   connection errors, redirects, https required except loopback, and a
 //!   token that is never printed.
+//! - [`mirror`]: a fleet's mirror filled from a pin file, with its indexes.
 //! - [`download`], [`verify`], [`extract`], [`store`]: streaming download
 //!   hashed in the same pass and resumed with `Range`, the verification
 //!   ladder, safe extraction, and the store with its atomic `current` link.
