@@ -111,6 +111,7 @@ pub struct Host {
     stack: Stack,
     releases: Option<Arc<dyn ReleaseSource>>,
     pinned: Option<(PathBuf, Arc<PinnedReleases>)>,
+    pin_error: Option<(PathBuf, String)>,
     health: Option<Arc<dyn HealthProbe>>,
     /// Built once: the trust store is read once and sources and store share
     /// its agents.
@@ -207,9 +208,28 @@ impl Host {
         });
         let mut host = Host::with_stack(opts, stack);
         if let Some(path) = pins {
-            host = host.with_pin_file(&path)?;
+            // A pin file that cannot be applied fails every command that
+            // needs releases (and `config check`), never a rollback or
+            // `status`; and nothing is listed upstream in its place.
+            let shown = path.clone();
+            host = match host.with_pin_file(&path) {
+                Ok(h) => h,
+                Err((h, e)) => {
+                    let mut h = *h;
+                    h.pin_error = Some((shown, e.to_string()));
+                    h
+                }
+            };
         }
         Ok(host)
+    }
+
+    /// Whether the pin file (when there is one) applies; the error names it.
+    pub fn check_pins(&self) -> Result<(), Error> {
+        match &self.pin_error {
+            Some((_, why)) => Err(Error::Usage(why.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Applies a pin file: it must fit the stack and this platform; its
@@ -217,7 +237,26 @@ impl Host {
     /// alone (no API request), downloaded from the mirror (`--mirror`, else
     /// the file's own), else upstream. A plain-http mirror is accepted
     /// because every file from it is checked against a pinned digest.
-    pub fn with_pin_file(mut self, path: &Path) -> Result<Host, Error> {
+    /// On failure the host comes back unchanged beside the error.
+    pub fn with_pin_file(mut self, path: &Path) -> Result<Host, (Box<Host>, Error)> {
+        let file = match self.read_pins(path) {
+            Ok(f) => f,
+            Err(e) => return Err((Box::new(self), e)),
+        };
+        file.apply_digests(&mut self.stack);
+        let mirror = self
+            .opts
+            .mirror
+            .as_ref()
+            .map(|m| m.to_string_lossy().into_owned());
+        let source = Arc::new(PinnedReleases::new(file, mirror));
+        self.releases = Some(source.clone());
+        self.pinned = Some((path.to_owned(), source));
+        self.http = OnceLock::new();
+        Ok(self)
+    }
+
+    fn read_pins(&self, path: &Path) -> Result<PinFile, Error> {
         let shown = path.display().to_string();
         let bytes = upgrade_state::fsutil::read_capped(path, pins::MAX_PIN_FILE).map_err(|e| {
             Error::Usage(format!(
@@ -231,17 +270,7 @@ impl Host {
         let file = PinFile::from_json(&text, &shown).map_err(|e| Error::Usage(e.to_string()))?;
         file.check(&self.stack, &Platform::current())
             .map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
-        file.apply_digests(&mut self.stack);
-        let mirror = self
-            .opts
-            .mirror
-            .as_ref()
-            .map(|m| m.to_string_lossy().into_owned());
-        let source = Arc::new(PinnedReleases::new(file, mirror));
-        self.releases = Some(source.clone());
-        self.pinned = Some((path.to_owned(), source));
-        self.http = OnceLock::new();
-        Ok(self)
+        Ok(file)
     }
 
     /// The pin file applied, and the releases it answers.
@@ -258,6 +287,7 @@ impl Host {
             stack,
             releases: None,
             pinned: None,
+            pin_error: None,
             health: None,
             http: OnceLock::new(),
         }
@@ -494,6 +524,14 @@ impl Host {
     /// listing overlap (each component's releases are asked for while the
     /// others are still detected); only installed components are listed.
     pub fn resolve(&self) -> Resolution {
+        if let Some((_, why)) = &self.pin_error {
+            // Never upstream in place of a pin file that does not apply.
+            let mut res = Resolution::default();
+            for name in self.stack.components.keys() {
+                res.errors.insert(name.clone(), why.clone());
+            }
+            return res;
+        }
         let sources = self.sources();
         let source = self.release_source(&sources);
         let list = |c: &Component| {

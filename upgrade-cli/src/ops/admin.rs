@@ -24,15 +24,17 @@ pub struct ConfigCheckReport {
     pub environment: Option<String>,
 }
 
-/// Reports on the stack file [`Host::open`] already read and validated.
-pub fn config_check(host: &Host) -> ConfigCheckReport {
+/// Reports on the stack file [`Host::open`] already read and validated, and
+/// fails when the pin file the host would apply does not fit it.
+pub fn config_check(host: &Host) -> Result<ConfigCheckReport, Error> {
+    host.check_pins()?;
     let stack = host.stack();
-    ConfigCheckReport {
+    Ok(ConfigCheckReport {
         ok: true,
         source: stack.source.clone(),
         components: stack.components.len(),
         environment: stack.environment.clone(),
-    }
+    })
 }
 
 /// Where a component's service answers, as the health checks derive it.

@@ -254,6 +254,7 @@ fn notify_updates(host: &Host, components: &[CheckRow]) {
 /// Installed and available versions of every component, and what the plan
 /// would do with each.
 pub fn check(host: &Host, opts: &CheckOptions) -> Result<CheckReport, Error> {
+    host.check_pins()?;
     let res = host.resolve();
     let plan = host.plan(&res)?;
     let components: Vec<CheckRow> = host
@@ -299,6 +300,7 @@ pub struct PlanReport {
 /// The plan: phases, steps, risk, approval, and why others are skipped or blocked.
 pub fn plan(host: &Host, opts: &PlanOptions) -> Result<PlanReport, Error> {
     let selected = host.selected(&opts.scope)?;
+    host.check_pins()?;
     let res = host.resolve();
     let mut plan = host.plan(&res)?;
     for p in &mut plan.phases {

@@ -101,6 +101,7 @@ fn stage_all(
 /// Downloads and verifies the planned releases now; switches nothing.
 pub fn stage(host: &Host, opts: &StageOptions, ui: &dyn Ui) -> Result<StageReport, Error> {
     let selected = host.selected(&opts.scope)?;
+    host.check_pins()?;
     let _lock = host.lock()?;
     host.store()
         .cleanup_partials()
@@ -239,6 +240,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         Ok(host.plan_with(res, &holds))
     };
     if opts.mode == Mode::DryRun {
+        host.check_pins()?;
         let res = host.resolve();
         let plan = plan_for(&res)?;
         let mut report = with_ports(host, ui, |p| {
@@ -291,6 +293,7 @@ pub fn apply(host: &Host, opts: &ApplyOptions, ui: &dyn Ui) -> Result<ApplyOutco
         .cleanup_partials()
         .map_err(|e| Error::port("cannot clean up partial downloads")(e.into()))?;
     upgrade_state::StateStore::open(&host.paths().state_dir)?.remove_stale_temp_files()?;
+    host.check_pins()?;
     let res = host.resolve();
     let plan = plan_for(&res)?;
     // Downloads first, before anything is stopped.

@@ -23,7 +23,7 @@ pub fn config(g: &Global, c: &ConfigCmd) -> Result<u8> {
         }
         ConfigCmd::Check => {
             let host = super::open(g)?;
-            let report = ops::config_check(&host);
+            let report = ops::config_check(&host)?;
             if g.json {
                 render::json("config-check", &report)?;
             } else {
