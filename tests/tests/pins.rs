@@ -349,4 +349,27 @@ fn a_mirror_served_over_http_is_a_release_source() {
         paths.iter().any(|p| p.ends_with("linux-amd64.tar.gz")),
         "{paths:?}"
     );
+    // A second mirror filled from the first one over http.
+    let second = f.controller.path().join("second");
+    let o = obs_upgrade(
+        f.controller.path(),
+        &[
+            "mirror",
+            "fill",
+            second.to_str().unwrap(),
+            "--pins",
+            f.pins.to_str().unwrap(),
+            "--from",
+            &web.url(),
+        ],
+    );
+    assert!(
+        output_text(&o).contains("2 files copied"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(
+        std::fs::read(second.join("node_exporter/index.json")).unwrap(),
+        std::fs::read(f.mirror.join("node_exporter/index.json")).unwrap()
+    );
 }

@@ -153,7 +153,8 @@ fn fill_one(
         Some(m) => mirror_url(m, component, tag, &file.name),
         None => file.url.clone(),
     };
-    let part = dir.join(format!(".{}.part", file.name));
+    // Per process: two fills of one mirror never write into one file.
+    let part = dir.join(format!(".{}.{}.part", file.name, std::process::id()));
     let cap = max_download.min(file.size.saturating_add(1)).max(1);
     let got = download(http, &url, &part, cap, &mut |_, _| {}).map_err(|source| {
         let _ = fs::remove_file(&part);

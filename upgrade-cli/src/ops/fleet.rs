@@ -175,6 +175,8 @@ pub fn pin(host: &Host, opts: &PinOptions, ui: &dyn Ui) -> Result<PinReport, Err
     if !errors.is_empty() {
         return Err(pin_error(&errors));
     }
+    // The download cache is shared with this host's own runs.
+    let _lock = host.lock()?;
     let store = Store::new(
         host.layout().cache_dir().join("pin-store"),
         host.layout().cache_dir(),
