@@ -33,6 +33,17 @@ use crate::Error;
 /// The pin file a host applies when it is in its configuration directory.
 pub const PIN_FILE: &str = "pins.json";
 
+/// Reads and validates a pin file (bounded), without checking it against
+/// a host: what `mirror fill` needs, and the first half of applying one.
+pub fn read_pin_file(path: &Path) -> Result<PinFile, Error> {
+    let shown = path.display().to_string();
+    let bytes = upgrade_state::fsutil::read_capped(path, pins::MAX_PIN_FILE)
+        .map_err(|e| Error::Usage(format!("cannot read the pin file {shown}: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Usage(format!("{shown}: the pin file is not UTF-8 text")))?;
+    PinFile::from_json(&text, &shown).map_err(|e| Error::Usage(e.to_string()))
+}
+
 /// The largest stack file read (a stack of a thousand components is ~200 KiB).
 pub const MAX_STACK_FILE: u64 = 4 << 20;
 
@@ -257,19 +268,14 @@ impl Host {
     }
 
     fn read_pins(&self, path: &Path) -> Result<PinFile, Error> {
-        let shown = path.display().to_string();
-        let bytes = upgrade_state::fsutil::read_capped(path, pins::MAX_PIN_FILE).map_err(|e| {
+        let file = read_pin_file(path).map_err(|e| {
             Error::Usage(format!(
-                "cannot read the pin file {shown}: {e}; give an existing file with --pins \
-                 (or remove {PIN_FILE} from the configuration directory to list releases \
-                 upstream)"
+                "{e}; give an existing pin file with --pins (or remove {PIN_FILE} from the \
+                 configuration directory to list releases upstream)"
             ))
         })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::Usage(format!("{shown}: the pin file is not UTF-8 text")))?;
-        let file = PinFile::from_json(&text, &shown).map_err(|e| Error::Usage(e.to_string()))?;
         file.check(&self.stack, &Platform::current())
-            .map_err(|e| Error::Usage(format!("{shown}: {e}")))?;
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
         Ok(file)
     }
 

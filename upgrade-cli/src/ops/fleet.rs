@@ -3,7 +3,7 @@
 //! [`Host::with_pin_file`]) and ask no release API.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use upgrade_core::catalog::Platform;
@@ -18,7 +18,7 @@ use upgrade_fetch::store::Store;
 
 use super::Ui;
 use crate::Error;
-use crate::host::Host;
+use crate::host::{Host, read_pin_file};
 
 /// The largest file copied into a mirror (the store's download limit).
 pub const MAX_MIRROR_FILE: u64 = 1 << 30;
@@ -278,16 +278,6 @@ fn small_digest(
     .map_err(|e| format!("cannot download {name}: {e}"))?;
     let _ = std::fs::remove_file(&path);
     Ok((got.sha256, got.bytes))
-}
-
-/// Reads a pin file (as a host would, without checking it against a stack).
-pub fn read_pin_file(path: &Path) -> Result<PinFile, Error> {
-    let shown = path.display().to_string();
-    let bytes = upgrade_state::fsutil::read_capped(path, pins::MAX_PIN_FILE)
-        .map_err(|e| Error::Usage(format!("cannot read the pin file {shown}: {e}")))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Usage(format!("{shown}: the pin file is not UTF-8 text")))?;
-    PinFile::from_json(&text, &shown).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// What to put in a mirror.

@@ -22,9 +22,7 @@ pub use check::{
     Candidate, CheckOptions, CheckReport, CheckRow, PlanOptions, PlanReport, block_text, check,
     plan, skip_text,
 };
-pub use fleet::{
-    MAX_MIRROR_FILE, MirrorFillOptions, PinOptions, PinReport, mirror_fill, pin, read_pin_file,
-};
+pub use fleet::{MAX_MIRROR_FILE, MirrorFillOptions, PinOptions, PinReport, mirror_fill, pin};
 pub use memory::{MemoryReport, hold, memory, quarantine_clear, unhold};
 pub use metrics::{metrics, write_metrics};
 pub use prune::{PruneOptions, PruneOutcome, prune};
