@@ -96,7 +96,9 @@ report:
   returned: always
   type: dict
 ansible_facts:
-  description: C(obs_upgrade_last), the same summary, for later plays.
+  description: >-
+    C(obs_upgrade_last) (run_id, status, components) and C(obs_upgrade_report)
+    (the whole JSON report), for later tasks and plays.
   returned: always
   type: dict
 """
@@ -207,7 +209,7 @@ def result_of(rc, stdout, stderr, check_mode):
             "rc": rc,
             "report": report,
             "stderr": stderr,
-            "ansible_facts": {"obs_upgrade_last": summary},
+            "ansible_facts": {"obs_upgrade_last": summary, "obs_upgrade_report": report},
         }
     )
     if rc != EXIT_OK:

@@ -118,6 +118,7 @@ class Results(unittest.TestCase):
         self.assertEqual(r["components"][0]["outcome"], "completed")
         self.assertEqual(r["msg"], "node_exporter 1.5.0 -> 1.9.0")
         self.assertEqual(r["ansible_facts"]["obs_upgrade_last"]["run_id"], r["run_id"])
+        self.assertEqual(r["ansible_facts"]["obs_upgrade_report"], COMPLETED)
 
     def test_nothing_to_do_is_no_change(self):
         report = {"schema": "obs-upgrade/run/v1", "run_id": "", "status": "COMPLETED", "steps": []}
