@@ -105,6 +105,18 @@ pub fn debian_binary(name: &str) -> &'static str {
     fixture(name).binaries[0].1
 }
 
+/// The version a component's `/metrics` page reports in its `*_build_info`
+/// (or an alias of that metric).
+pub fn reported_version(c: &str, metrics: &str) -> Option<Version> {
+    let spec = &catalog::builtin()[c];
+    let metric = spec.build_info.as_ref()?;
+    let samples = upgrade_systemd::exposition::parse(metrics);
+    let s = std::iter::once(metric)
+        .chain(&spec.build_info_aliases)
+        .find_map(|m| samples.iter().find(|s| &s.name == m))?;
+    upgrade_core::version::parse_printed(s.labels.get("version")?)
+}
+
 /// The version a release is tagged with (build metadata such as `+ds` dropped).
 pub fn tag_version(suite: &str, name: &str) -> Version {
     fixtures::upstream_version(suite, fixture(name).package)
@@ -496,8 +508,7 @@ impl Host {
 
     /// The version a component's running service reports in `*_build_info`.
     pub fn running_version(&self, c: &str) -> Option<Version> {
-        let spec = &catalog::builtin()[c];
-        let metric = spec.build_info.clone()?;
+        catalog::builtin()[c].build_info.as_ref()?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(std::time::Duration::from_secs(5)))
             .build()
@@ -509,11 +520,7 @@ impl Host {
             .into_body()
             .read_to_string()
             .ok()?;
-        let samples = upgrade_systemd::exposition::parse(&body);
-        let s = std::iter::once(&metric)
-            .chain(&spec.build_info_aliases)
-            .find_map(|m| samples.iter().find(|s| &s.name == m))?;
-        upgrade_core::version::parse_printed(s.labels.get("version")?)
+        reported_version(c, &body)
     }
 
     /// Waits (up to 30 s) for a component to report `v`.

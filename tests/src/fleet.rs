@@ -184,15 +184,9 @@ impl FleetHost {
     /// The version a component's service reports (`*_build_info`), asked
     /// from inside the host (its loopback is its own).
     pub fn running_version(&self, c: &str) -> Option<Version> {
-        let spec = &catalog::builtin()[c];
-        let metric = spec.build_info.clone()?;
         let url = format!("http://127.0.0.1:{}/metrics", self.ports[c]);
         let body = self.ns.run(&["curl", "-sf", "--max-time", "5", &url]);
-        let samples = upgrade_systemd::exposition::parse(&body);
-        let s = std::iter::once(&metric)
-            .chain(&spec.build_info_aliases)
-            .find_map(|m| samples.iter().find(|s| &s.name == m))?;
-        upgrade_core::version::parse_printed(s.labels.get("version")?)
+        e2e::reported_version(c, &body)
     }
 
     /// Waits (up to 30 s) for a component to report `v`.
@@ -481,9 +475,9 @@ impl Fleet {
         out
     }
 
-    /// Runs a playbook of the collection with extra variables; its output
-    /// (stdout and stderr) and whether it succeeded.
-    pub fn playbook(&self, name: &str, vars: &[(&str, &str)], check: bool) -> (bool, String) {
+    /// `ansible-playbook` for a playbook of the collection, with this
+    /// fleet's configuration and inventory and these extra variables.
+    fn ansible_playbook(&self, name: &str, vars: &[(&str, &str)]) -> Command {
         let w = self.work.path();
         let mut c = Command::new("ansible-playbook");
         c.env("ANSIBLE_CONFIG", w.join("ansible.cfg"))
@@ -494,6 +488,13 @@ impl Fleet {
         for (k, v) in vars {
             c.arg("-e").arg(extra_var(k, v));
         }
+        c
+    }
+
+    /// Runs a playbook of the collection with extra variables; its output
+    /// (stdout and stderr) and whether it succeeded.
+    pub fn playbook(&self, name: &str, vars: &[(&str, &str)], check: bool) -> (bool, String) {
+        let mut c = self.ansible_playbook(name, vars);
         if check {
             c.arg("--check");
         }
@@ -518,18 +519,9 @@ impl Fleet {
         marker: &str,
     ) -> (bool, String, Vec<f64>) {
         use std::io::BufRead as _;
-        let w = self.work.path();
-        let mut c = Command::new("ansible-playbook");
-        c.env("ANSIBLE_CONFIG", w.join("ansible.cfg"))
-            .env("HOME", w)
-            .arg("-i")
-            .arg(w.join("inventory.ini"))
-            .arg(format!("obs_upgrade.fleet.{name}"))
-            .stdout(std::process::Stdio::piped())
+        let mut c = self.ansible_playbook(name, vars);
+        c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
-        for (k, v) in vars {
-            c.arg("-e").arg(extra_var(k, v));
-        }
         let start = std::time::Instant::now();
         let mut child = c.spawn().expect("run ansible-playbook");
         let stdout = child.stdout.take().expect("stdout");

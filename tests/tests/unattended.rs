@@ -90,8 +90,13 @@ fn apply_unattended_outside_every_window_changes_nothing() {
     add_to_stack(
         &sb.root,
         &format!(
-            "maintenance:\n  windows:\n    - {{start: '{h:02}:{m:02}', end: '{h:02}:{:02}', time_zone: UTC}}\n",
-            (m + 1) % 60
+            concat!(
+                "maintenance:\n  windows:\n",
+                "    - {{start: '{h:02}:{m:02}', end: '{h:02}:{next:02}', time_zone: UTC}}\n",
+            ),
+            h = h,
+            m = m,
+            next = (m + 1) % 60
         ),
     );
     if m == 59 {
@@ -170,7 +175,11 @@ fn timer_units_pass_systemd_analyze_verify() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("add `maintenance.windows`"));
     add_to_stack(
         &sb.root,
-        "maintenance:\n  windows:\n    - {days: [tue, thu], start: '02:00', end: '04:00', time_zone: Europe/Berlin}\n    - {days: [sat], start: '22:00', end: '01:00'}\n",
+        concat!(
+            "maintenance:\n  windows:\n",
+            "    - {days: [tue, thu], start: '02:00', end: '04:00', time_zone: Europe/Berlin}\n",
+            "    - {days: [sat], start: '22:00', end: '01:00'}\n",
+        ),
     );
     let o = obs(
         &sb.root,
@@ -423,7 +432,11 @@ fn the_check_service_runs_on_a_real_systemd_and_writes_the_metrics_file() {
     std::fs::create_dir_all(inside(&format!("{root_in}/etc/obs-upgrade"))).unwrap();
     std::fs::write(
         inside(&format!("{root_in}/etc/obs-upgrade/stack.yaml")),
-        "defaults: {min_release_age: '0'}\ncomponents:\n  node_exporter: {source: mirror, api_url: 'file:///run/obs-sbx/mirror'}\nmaintenance:\n  windows:\n    - {start: '03:00', end: '04:00'}\n",
+        concat!(
+            "defaults: {min_release_age: '0'}\ncomponents:\n",
+            "  node_exporter: {source: mirror, api_url: 'file:///run/obs-sbx/mirror'}\n",
+            "maintenance:\n  windows:\n    - {start: '03:00', end: '04:00'}\n",
+        ),
     )
     .unwrap();
     let obs_in = ns.stage_file(&bin("obs-upgrade"));

@@ -149,7 +149,10 @@ fn stepping_stone_missing_blocks() {
     );
     assert!(p.is_empty());
     assert!(
-        matches!(&p.blocked[0].reason, BlockReason::SteppingStoneMissing { via, .. } if via == "~2.55"),
+        matches!(
+            &p.blocked[0].reason,
+            BlockReason::SteppingStoneMissing { via, .. } if via == "~2.55"
+        ),
         "{:?}",
         p.blocked
     );
@@ -334,7 +337,10 @@ fn promtail_carries_its_end_of_life_warning() {
 #[test]
 fn cycle_is_a_config_error_naming_it() {
     let err = Stack::from_text(
-        "components:\n  prometheus: {depends_on: [alertmanager]}\n  alertmanager: {depends_on: [prometheus], phase: prometheus}\n",
+        concat!(
+            "components:\n  prometheus: {depends_on: [alertmanager]}\n",
+            "  alertmanager: {depends_on: [prometheus], phase: prometheus}\n",
+        ),
         Format::Yaml,
         "stack.yaml",
         None,
