@@ -10,6 +10,7 @@ pub mod nsd;
 pub mod proxy;
 pub mod release_server;
 pub mod sandbox;
+pub mod sigstore;
 pub mod static_server;
 pub mod tls;
 pub mod tmux;

@@ -59,6 +59,109 @@ pub struct BinarySpec {
     pub path: String,
 }
 
+/// The OIDC issuer of GitHub Actions' workflow identities.
+pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// A keyless Sigstore signature over a release's checksum file: cosign's
+/// bundle (`cosign sign-blob --bundle`) beside the checksum file, whose
+/// certificate must carry this identity from this issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigstoreSpec {
+    /// The signing certificate's identity (its SAN): for a GitHub workflow
+    /// `https://github.com/<owner>/<repo>/.github/workflows/<file>@<ref>`.
+    /// A trailing `*` matches any rest (any git ref).
+    pub identity: String,
+    /// The OIDC issuer that vouched for the identity.
+    #[serde(default = "github_actions_issuer")]
+    pub issuer: String,
+    /// What follows the checksum file's name in the bundle's name.
+    #[serde(default = "sigstore_bundle_suffix")]
+    pub bundle_suffix: String,
+    /// The versions upstream signs this way; other releases go down the
+    /// verification ladder as if unsigned.
+    #[serde(default = "any_version")]
+    pub versions: VersionReq,
+}
+
+fn github_actions_issuer() -> String {
+    GITHUB_ACTIONS_ISSUER.into()
+}
+
+fn sigstore_bundle_suffix() -> String {
+    ".sigstore.json".into()
+}
+
+fn any_version() -> VersionReq {
+    VersionReq::STAR
+}
+
+impl SigstoreSpec {
+    /// Whether a certificate identity is the one this asks for.
+    pub fn identity_matches(&self, identity: &str) -> bool {
+        match self.identity.strip_suffix('*') {
+            Some(prefix) => identity.starts_with(prefix),
+            None => identity == self.identity,
+        }
+    }
+
+    /// Whether it is sound: an identity, `*` only at its end, a bundle
+    /// suffix that stays a file name beside the checksum file.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let prefix = self.identity.strip_suffix('*').unwrap_or(&self.identity);
+        if prefix.is_empty() {
+            return Err((
+                "identity",
+                "is empty; give the signing identity (a workflow URL or an email)".into(),
+            ));
+        }
+        if prefix.contains('*') {
+            return Err((
+                "identity",
+                format!("`{}`: `*` may only end the identity", self.identity),
+            ));
+        }
+        if self.issuer.is_empty() {
+            return Err(("issuer", "is empty; give the OIDC issuer URL".into()));
+        }
+        if self.bundle_suffix.is_empty()
+            || self.bundle_suffix.contains('/')
+            || self.bundle_suffix.contains('\\')
+        {
+            return Err((
+                "bundle_suffix",
+                format!(
+                    "`{}` must be a non-empty file name ending (`.sigstore.json`, `.bundle`)",
+                    self.bundle_suffix
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The signature over a release's checksum file that a component calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumsSignature<'a> {
+    /// A minisign signature (`<checksum file>.minisig`) by this public key.
+    Minisign {
+        /// The public key (`RW…`).
+        key: &'a str,
+    },
+    /// A keyless Sigstore bundle by this identity.
+    Sigstore(&'a SigstoreSpec),
+}
+
+impl ChecksumsSignature<'_> {
+    /// The signature file's name beside the checksum file `checksums`.
+    pub fn file_name(&self, checksums: &str) -> String {
+        match self {
+            ChecksumsSignature::Minisign { .. } => format!("{checksums}.minisig"),
+            ChecksumsSignature::Sigstore(s) => format!("{checksums}{}", s.bundle_suffix),
+        }
+    }
+}
+
 /// Asset naming for a range of versions: each fact set here replaces the
 /// component's own for versions in `versions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,6 +415,16 @@ macro_rules! component_facts {
             /// whatever this says).
             #[serde(default)]
             allow_unsigned: bool = false,
+            /// A keyless Sigstore signature upstream publishes over its
+            /// checksum file (a bundle beside it), and the identity that
+            /// must have made it. A `minisign_key` takes its place.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            sigstore: Option<crate::catalog::SigstoreSpec> = None,
+            /// A Sigstore trusted root (`trusted_root.json`) used instead of
+            /// the public-good one built into the binary: a newer copy, or a
+            /// private Sigstore instance.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            sigstore_trusted_root: Option<String> = None,
         }
     };
 }
@@ -446,6 +559,19 @@ impl ComponentSpec {
             .iter()
             .map(|b| (b.name.clone(), self.render(&b.path, version, platform)))
             .collect()
+    }
+
+    /// The signature a release's checksum file must carry, if any: the
+    /// operator's `minisign_key` first, else upstream's Sigstore signature
+    /// for the versions it signs.
+    pub fn checksums_signature(&self, version: &Version) -> Option<ChecksumsSignature<'_>> {
+        if let Some(key) = &self.minisign_key {
+            return Some(ChecksumsSignature::Minisign { key });
+        }
+        self.sigstore
+            .as_ref()
+            .filter(|s| s.versions.matches(version.as_semver()))
+            .map(ChecksumsSignature::Sigstore)
     }
 
     /// The checksum file's name, if upstream publishes one.
@@ -605,6 +731,18 @@ pub fn builtin() -> BTreeMap<String, ComponentSpec> {
                 path: "nginx-prometheus-exporter".into(),
             }],
             checksums: Some("{artifact}_{version}_checksums.txt".into()),
+            // From 1.5.3 the release workflow signs the checksum file with
+            // cosign, keyless (goreleaser `signs`, `--bundle`); earlier
+            // releases carry a `.sig` and `.pem` without a log entry, which
+            // cannot be verified offline.
+            sigstore: Some(SigstoreSpec {
+                identity: "https://github.com/nginx/nginx-prometheus-exporter/.github/workflows/\
+                           release.yml@*"
+                    .into(),
+                issuer: GITHUB_ACTIONS_ISSUER.into(),
+                bundle_suffix: ".bundle".into(),
+                versions: req(">=1.5.3"),
+            }),
             arch_names: [("arm".to_string(), "armv7".to_string())].into(),
             build_info: Some("nginx_exporter_build_info".into()),
             // 0.x called it nginxexporter_build_info.

@@ -62,6 +62,64 @@ pub fn minisign(public_key: &str, data: &[u8], signature: &[u8]) -> Result<Strin
     Ok(format!("minisign key {short}…"))
 }
 
+/// Verifies a keyless Sigstore bundle (cosign's `--bundle`, the JSON of a
+/// `.sigstore.json`) over `data`: the certificate chains to the trusted
+/// root's Fulcio CA with its embedded SCT, the transparency log entry is
+/// included (inclusion proof, signed checkpoint and promise), the signature
+/// is over `data`, and the certificate carries `spec`'s identity from its
+/// issuer. `trusted_root` is a `trusted_root.json`'s text; `None` is the
+/// public-good instance's, built in. Returns who signed, in words, or why
+/// it does not verify.
+pub fn sigstore(
+    spec: &upgrade_core::catalog::SigstoreSpec,
+    trusted_root: Option<&str>,
+    data: &[u8],
+    bundle: &[u8],
+) -> Result<String, String> {
+    use sigstore_verify::trust_root::{SIGSTORE_PRODUCTION_TRUSTED_ROOT, TrustedRoot};
+    use sigstore_verify::types::Bundle;
+    use sigstore_verify::{IdentityMatcher, VerificationPolicy, Verifier};
+
+    let root = TrustedRoot::from_json(trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
+        .map_err(|e| format!("the Sigstore trusted root does not read ({e})"))?;
+    let verifier =
+        Verifier::new(&root).map_err(|e| format!("the Sigstore trusted root is unusable ({e})"))?;
+    let text = std::str::from_utf8(bundle).map_err(|_| "the bundle is not text".to_owned())?;
+    let bundle = Bundle::from_json(text)
+        .map_err(|e| format!("the signature file does not read as a Sigstore bundle ({e})"))?;
+    let wildcard = spec.identity.ends_with('*');
+    let policy = if wildcard {
+        // The crate matches whole identities; a prefix is checked below on
+        // the verified certificate's identity.
+        VerificationPolicy::any_identity().require_issuer(spec.issuer.as_str())
+    } else {
+        VerificationPolicy::new(
+            IdentityMatcher::Exact(spec.identity.clone()),
+            spec.issuer.as_str(),
+        )
+    };
+    let result = verifier
+        .verify(data, &bundle, &policy)
+        .map_err(|e| e.to_string())?;
+    let identity = result
+        .identity()
+        .map(|i| i.as_str().to_owned())
+        .unwrap_or_default();
+    if !result.certificate_verified() || !result.tlog_verified() {
+        return Err("the certificate or its log entry was not verified".into());
+    }
+    if wildcard && !spec.identity_matches(&identity) {
+        return Err(format!(
+            "it was signed by `{identity}`, not by `{}`",
+            spec.identity
+        ));
+    }
+    Ok(format!(
+        "Sigstore identity {identity} (issuer {})",
+        spec.issuer
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,10 @@ impl StackFile {
             }
             check_variants(&spec, &key).map_err(|(k, m)| invalid(k, m))?;
             check_verify(&spec.verify, &key).map_err(|(k, m)| invalid(k, m))?;
+            if let Some(sig) = &spec.sigstore {
+                sig.check()
+                    .map_err(|(k, m)| invalid(format!("{key}.sigstore.{k}"), m))?;
+            }
             names::check_unit(&spec.unit).map_err(|m| invalid(format!("{key}.unit"), m))?;
             let mut policy = Policy::default();
             self.defaults.apply_to(&mut policy);

@@ -77,7 +77,7 @@ pub enum Error {
     /// A signature is present and does not verify.
     #[error(
         "{component} {version}: the signature {signature} does not verify {file}: {why}; \
-         refusing to install it (the file was changed, or signed by another key)"
+         refusing to install it (the file was changed, or signed by another key or identity)"
     )]
     SignatureInvalid {
         /// The component.

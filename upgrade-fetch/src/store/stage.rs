@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use upgrade_core::catalog::ArchiveKind;
+use upgrade_core::catalog::{ArchiveKind, ChecksumsSignature};
 use upgrade_core::config::Component;
 use upgrade_core::planner::{Asset, Release};
 use upgrade_core::ports::{Proof, Staged};
@@ -257,11 +257,12 @@ impl Store {
         }
         let sums_name = comp.spec.checksums_name(&release.version, &self.platform);
         let sums = sums_name.as_deref().and_then(|n| release.asset(n));
-        let signature = match (&comp.spec.minisign_key, &sums_name) {
-            (Some(key), Some(name)) => {
-                let sig_name = format!("{name}.minisig");
+        let signer = comp.spec.checksums_signature(&release.version);
+        let signature = match (signer, &sums_name) {
+            (Some(signer), Some(name)) => {
+                let sig_name = signer.file_name(name);
                 match (sums, release.asset(&sig_name)) {
-                    (Some(sums), Some(sig)) => Some((key, sums, sig)),
+                    (Some(sums), Some(sig)) => Some((signer, sums, sig)),
                     _ if comp.spec.allow_unsigned => {
                         log::warn!(
                             "{} {}: {sig_name} is missing; going on unsigned, as allow_unsigned \
@@ -281,12 +282,12 @@ impl Store {
                     }
                 }
             }
-            (Some(_), None) if !comp.spec.allow_unsigned => {
+            (Some(signer), None) if !comp.spec.allow_unsigned => {
                 return Err(Error::SignatureMissing {
                     component: comp.name.clone(),
                     version: release.version.clone(),
                     file: "(no checksum file is known for it)".into(),
-                    signature: "a .minisig".into(),
+                    signature: signer.file_name("a checksum file"),
                 });
             }
             _ => None,
@@ -301,16 +302,23 @@ impl Store {
         };
         let bytes = self.small_file(&sums.url, "cannot read checksum file")?;
         let proof = match signature {
-            Some((key, _, sig)) => {
+            Some((signer, _, sig)) => {
                 let sig_text = self.small_file(&sig.url, "cannot read signature")?;
-                let by = verify::minisign(key, &bytes, &sig_text).map_err(|why| {
-                    Error::SignatureInvalid {
-                        component: comp.name.clone(),
-                        version: release.version.clone(),
-                        file: name.clone(),
-                        signature: sig.name.clone(),
-                        why,
+                let by = match signer {
+                    ChecksumsSignature::Minisign { key } => {
+                        verify::minisign(key, &bytes, &sig_text)
                     }
+                    ChecksumsSignature::Sigstore(spec) => {
+                        let root = sigstore_trusted_root(comp)?;
+                        verify::sigstore(spec, root.as_deref(), &bytes, &sig_text)
+                    }
+                }
+                .map_err(|why| Error::SignatureInvalid {
+                    component: comp.name.clone(),
+                    version: release.version.clone(),
+                    file: name.clone(),
+                    signature: sig.name.clone(),
+                    why,
                 })?;
                 Proof::Signed {
                     file: name.clone(),
@@ -546,4 +554,20 @@ impl Store {
             .map_err(io_err("cannot sync", to))?;
         Ok(true)
     }
+}
+
+/// The text of the component's `sigstore_trusted_root`, bounded; `None`
+/// for the built-in public-good root.
+fn sigstore_trusted_root(comp: &Component) -> Result<Option<String>, Error> {
+    let Some(path) = &comp.spec.sigstore_trusted_root else {
+        return Ok(None);
+    };
+    let path = Path::new(path);
+    let bytes = upgrade_state::fsutil::read_capped(path, MAX_CHECKSUMS)
+        .map_err(io_err("cannot read the Sigstore trusted root", path))?;
+    String::from_utf8(bytes).map(Some).map_err(|_| Error::Io {
+        action: "cannot read the Sigstore trusted root",
+        path: path.into(),
+        cause: io::Error::other("it is not UTF-8 text; give a trusted_root.json"),
+    })
 }
