@@ -191,6 +191,93 @@ fn a_checksum_file_signed_by_the_release_workflow_verifies_and_the_proof_says_wh
 }
 
 #[test]
+fn a_pin_records_the_signature_and_mirror_fill_copies_the_bundle() {
+    let sigstore = TestSigstore::new("upstream");
+    let server = serve(vec![
+        release("1.5.3", &Signed::By(&sigstore, WORKFLOW)),
+        release("1.5.2", &Signed::Not),
+    ]);
+    let controller = host(&server, &sigstore, "");
+    let pins = controller.path().join("pins.json");
+    let o = cli(controller.path(), &["pin", "-o", pins.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&pins).unwrap()).unwrap();
+    let pin = &file["components"]["nginx_exporter"];
+    assert_eq!(pin["version"], "1.5.3", "{file:#}");
+    assert!(
+        pin["verification"].as_str().unwrap().ends_with(&format!(
+            "signed by Sigstore identity {WORKFLOW} (issuer {GITHUB_ACTIONS_ISSUER})"
+        )),
+        "{file:#}"
+    );
+    let names: Vec<&str> = pin["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "nginx-prometheus-exporter_1.5.3_checksums.txt",
+            "nginx-prometheus-exporter_1.5.3_checksums.txt.bundle"
+        ]
+    );
+    // A mirror filled from the pin carries the bundle, so an unpinned host
+    // reading that mirror verifies the same signature.
+    let mirror = controller.path().join("mirror");
+    let o = cli(
+        controller.path(),
+        &[
+            "mirror",
+            "fill",
+            mirror.to_str().unwrap(),
+            "--pins",
+            pins.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let reader = host(&server, &sigstore, "");
+    let etc = reader.path().join("etc/obs-upgrade");
+    std::fs::write(
+        etc.join("stack.yaml"),
+        format!(
+            concat!(
+                "components:\n  nginx_exporter:\n    source: mirror\n",
+                "    api_url: '{mirror}'\n    sigstore_trusted_root: '{trusted}'\n"
+            ),
+            mirror = mirror.display(),
+            trusted = etc.join("sigstore-root.json").display()
+        ),
+    )
+    .unwrap();
+    let downloads = server.seen("/dl/").len();
+    let o = cli(reader.path(), &["--json", "stage"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["staged"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("signed by Sigstore identity {WORKFLOW}")),
+        "{v:#}"
+    );
+    assert_eq!(
+        server.seen("/dl/").len(),
+        downloads,
+        "the host read upstream, not the mirror"
+    );
+    // A mirror without the bundle does not pass for signed.
+    let bundle =
+        mirror.join("nginx_exporter/v1.5.3/nginx-prometheus-exporter_1.5.3_checksums.txt.bundle");
+    std::fs::remove_file(bundle).unwrap();
+    std::fs::remove_dir_all(reader.path().join("opt/obs-upgrade/nginx_exporter")).unwrap();
+    let e = stage(reader.path()).unwrap_err();
+    assert!(e.contains("checksums.txt.bundle is missing"), "{e}");
+    assert!(!staged_153(reader.path()));
+}
+
+#[test]
 fn a_tampered_checksum_file_another_identity_or_another_sigstore_is_refused() {
     let sigstore = TestSigstore::new("upstream");
     let elsewhere = TestSigstore::new("elsewhere");

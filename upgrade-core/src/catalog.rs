@@ -1141,6 +1141,86 @@ mod tests {
     }
 
     #[test]
+    fn nginx_exporter_asks_for_its_release_workflow_signature_from_1_5_3() {
+        let nginx = &builtin()["nginx_exporter"];
+        let p = Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+        };
+        assert_eq!(nginx.checksums_signature(&v("1.5.2")), None);
+        let sig = nginx.checksums_signature(&v("1.5.3")).unwrap();
+        let sums = nginx.checksums_name(&v("1.5.3"), &p).unwrap();
+        assert_eq!(
+            sig.file_name(&sums),
+            "nginx-prometheus-exporter_1.5.3_checksums.txt.bundle"
+        );
+        let ChecksumsSignature::Sigstore(spec) = sig else {
+            panic!("{sig:?}")
+        };
+        assert!(spec.check().is_ok());
+        let repo = "https://github.com/nginx/nginx-prometheus-exporter";
+        for ok in [
+            "/.github/workflows/release.yml@refs/heads/main",
+            "/.github/workflows/release.yml@refs/heads/release-1.5",
+        ] {
+            assert!(spec.identity_matches(&format!("{repo}{ok}")), "{ok}");
+        }
+        for bad in [
+            format!("{repo}/.github/workflows/ci.yml@refs/heads/main"),
+            format!("{repo}/.github/workflows/release.yml"),
+            "https://github.com/evil/nginx-prometheus-exporter/.github/workflows/release.yml@x"
+                .into(),
+            String::new(),
+        ] {
+            assert!(!spec.identity_matches(&bad), "{bad}");
+        }
+        // An operator's minisign key takes the place of upstream's signature.
+        let mut mirrored = nginx.clone();
+        mirrored.minisign_key = Some("RWQ".into());
+        assert_eq!(
+            mirrored.checksums_signature(&v("1.5.3")),
+            Some(ChecksumsSignature::Minisign { key: "RWQ" })
+        );
+        assert_eq!(
+            mirrored
+                .checksums_signature(&v("1.5.3"))
+                .unwrap()
+                .file_name("sha256sums.txt"),
+            "sha256sums.txt.minisig"
+        );
+    }
+
+    #[test]
+    fn a_sigstore_identity_is_exact_or_ends_in_one_star() {
+        let spec = |identity: &str, suffix: &str| SigstoreSpec {
+            identity: identity.into(),
+            issuer: GITHUB_ACTIONS_ISSUER.into(),
+            bundle_suffix: suffix.into(),
+            versions: VersionReq::STAR,
+        };
+        let exact = spec("ops@example.org", ".sigstore.json");
+        assert!(exact.check().is_ok());
+        assert!(exact.identity_matches("ops@example.org"));
+        assert!(!exact.identity_matches("ops@example.org.evil"));
+        for (identity, suffix, key) in [
+            ("", ".sigstore.json", "identity"),
+            ("*", ".sigstore.json", "identity"),
+            ("https://github.com/*/x.yml@*", ".sigstore.json", "identity"),
+            ("ops@example.org", "", "bundle_suffix"),
+            ("ops@example.org", "/../x", "bundle_suffix"),
+        ] {
+            assert_eq!(
+                spec(identity, suffix).check().map_err(|(k, _)| k),
+                Err(key),
+                "{identity} {suffix}"
+            );
+        }
+        let mut no_issuer = exact.clone();
+        no_issuer.issuer.clear();
+        assert_eq!(no_issuer.check().map_err(|(k, _)| k), Err("issuer"));
+    }
+
+    #[test]
     fn prometheus_module_tags_are_not_releases() {
         let prom = &builtin()["prometheus"];
         assert!(prom.tag_is_release("v3.5.0"));

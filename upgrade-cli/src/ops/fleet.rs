@@ -200,10 +200,15 @@ pub fn pin(host: &Host, opts: &PinOptions, ui: &dyn Ui) -> Result<PinReport, Err
         let _ = std::fs::remove_file(&fetched.path);
         let mut files = Vec::new();
         let sums = comp.spec.checksums_name(&release.version, &platform);
-        for extra in sums
-            .iter()
-            .flat_map(|n| [n.clone(), format!("{n}.minisig")])
-        {
+        // The checksum file and its signatures: a mirror filled from the
+        // pin serves hosts that verify them.
+        let signature = comp.spec.checksums_signature(&release.version);
+        for extra in sums.iter().flat_map(|n| {
+            let mut names = vec![n.clone(), format!("{n}.minisig")];
+            names.extend(signature.map(|s| s.file_name(n)));
+            names.dedup();
+            names
+        }) {
             let Some(a) = release.asset(&extra) else {
                 continue;
             };

@@ -287,7 +287,10 @@ impl Store {
                     component: comp.name.clone(),
                     version: release.version.clone(),
                     file: "(no checksum file is known for it)".into(),
-                    signature: signer.file_name("a checksum file"),
+                    signature: match signer {
+                        ChecksumsSignature::Minisign { .. } => "a .minisig".into(),
+                        ChecksumsSignature::Sigstore(_) => "a Sigstore bundle".into(),
+                    },
                 });
             }
             _ => None,
