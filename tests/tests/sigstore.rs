@@ -375,6 +375,31 @@ fn a_missing_bundle_is_refused_unless_allowed_and_older_releases_are_not_asked_f
 }
 
 #[test]
+fn a_hostile_bundle_is_refused_without_reading_it_all() {
+    let sigstore = TestSigstore::new("upstream");
+    let cases: [(Vec<u8>, &str); 3] = [
+        (
+            vec![b' '; 5 * 1024 * 1024],
+            "over the limit of 4194304 bytes",
+        ),
+        (
+            b"{\"mediaType\": [".to_vec(),
+            "does not read as a Sigstore bundle",
+        ),
+        (vec![0xff; 64], "the bundle is not text"),
+    ];
+    for (bytes, why) in cases {
+        let mut r = release("1.5.3", &Signed::By(&sigstore, WORKFLOW));
+        r.assets[2].data = bytes.into();
+        let server = serve(vec![r, release("1.5.2", &Signed::Not)]);
+        let h = host(&server, &sigstore, "");
+        let e = stage(h.path()).unwrap_err();
+        assert!(e.contains(why), "{why}: {e}");
+        assert!(!staged_153(h.path()), "{why}");
+    }
+}
+
+#[test]
 fn a_bad_sigstore_setting_is_a_config_error_with_its_key() {
     let sigstore = TestSigstore::new("upstream");
     let server = serve(vec![release("1.5.3", &Signed::By(&sigstore, WORKFLOW))]);
