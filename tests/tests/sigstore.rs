@@ -428,6 +428,21 @@ fn a_bad_sigstore_setting_is_a_config_error_with_its_key() {
         "{e}"
     );
     assert!(!staged_153(h.path()));
+    // `config check` finds it before any upgrade does.
+    let o = cli(h.path(), &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "components.nginx_exporter.sigstore_trusted_root: {}: the Sigstore trusted root \
+             does not read",
+            trusted.display()
+        )),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&trusted, sigstore.trusted_root()).unwrap();
+    let o = cli(h.path(), &["config", "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 /// A bundle cosign v3 made on the public-good instance (from sigstore-rust's

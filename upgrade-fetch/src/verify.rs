@@ -76,14 +76,10 @@ pub fn sigstore(
     data: &[u8],
     bundle: &[u8],
 ) -> Result<String, String> {
-    use sigstore_verify::trust_root::{SIGSTORE_PRODUCTION_TRUSTED_ROOT, TrustedRoot};
     use sigstore_verify::types::Bundle;
-    use sigstore_verify::{IdentityMatcher, VerificationPolicy, Verifier};
+    use sigstore_verify::{IdentityMatcher, VerificationPolicy};
 
-    let root = TrustedRoot::from_json(trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
-        .map_err(|e| format!("the Sigstore trusted root does not read ({e})"))?;
-    let verifier =
-        Verifier::new(&root).map_err(|e| format!("the Sigstore trusted root is unusable ({e})"))?;
+    let verifier = sigstore_verifier(trusted_root)?;
     let text = std::str::from_utf8(bundle).map_err(|_| "the bundle is not text".to_owned())?;
     let bundle = Bundle::from_json(text)
         .map_err(|e| format!("the signature file does not read as a Sigstore bundle ({e})"))?;
@@ -118,6 +114,20 @@ pub fn sigstore(
         "Sigstore identity {identity} (issuer {})",
         spec.issuer
     ))
+}
+
+/// Checks a Sigstore `trusted_root.json` (its text): it reads, and every
+/// key, certificate and validity window in it is usable.
+pub fn sigstore_trusted_root(text: &str) -> Result<(), String> {
+    sigstore_verifier(Some(text)).map(|_| ())
+}
+
+fn sigstore_verifier(trusted_root: Option<&str>) -> Result<sigstore_verify::Verifier, String> {
+    use sigstore_verify::trust_root::{SIGSTORE_PRODUCTION_TRUSTED_ROOT, TrustedRoot};
+    let root = TrustedRoot::from_json(trusted_root.unwrap_or(SIGSTORE_PRODUCTION_TRUSTED_ROOT))
+        .map_err(|e| format!("the Sigstore trusted root does not read ({e})"))?;
+    sigstore_verify::Verifier::new(&root)
+        .map_err(|e| format!("the Sigstore trusted root is unusable ({e})"))
 }
 
 #[cfg(test)]

@@ -29,6 +29,24 @@ pub struct ConfigCheckReport {
 pub fn config_check(host: &Host) -> Result<ConfigCheckReport, Error> {
     host.check_pins()?;
     let stack = host.stack();
+    for (name, comp) in &stack.components {
+        let Some(path) = &comp.spec.sigstore_trusted_root else {
+            continue;
+        };
+        let text = upgrade_state::fsutil::read_capped(
+            std::path::Path::new(path),
+            upgrade_fetch::store::MAX_CHECKSUMS,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_owned()))
+        .and_then(|t| upgrade_fetch::verify::sigstore_trusted_root(&t));
+        if let Err(why) = text {
+            return Err(Error::Usage(format!(
+                "components.{name}.sigstore_trusted_root: {path}: {why}; give a Sigstore \
+                 trusted_root.json, or remove the key to use the built-in one"
+            )));
+        }
+    }
     Ok(ConfigCheckReport {
         ok: true,
         source: stack.source.clone(),
