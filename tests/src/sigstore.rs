@@ -1,15 +1,17 @@
 //! A Sigstore instance in miniature, for signature tests that cannot reach
 //! the real one: a Fulcio-like CA, a certificate transparency log and a
 //! Rekor-like transparency log, each with its own key, described by a
-//! `trusted_root.json`; and bundles in the format cosign writes
-//! (`cosign sign-blob --bundle`, a v0.3 Sigstore bundle) made with them.
+//! `trusted_root.json`; and bundles made with them in both formats
+//! `cosign sign-blob --bundle` writes: the Sigstore bundle (v0.3, cosign 3)
+//! and cosign's legacy bundle (cosign 2).
 //!
 //! Everything a verifier checks is really there and really signed: a
 //! short-lived-style leaf certificate for an identity (URI or email SAN)
 //! with the Fulcio issuer extension and an embedded SCT over its
 //! precertificate; a `hashedrekord` 0.0.1 log entry for the signature with
-//! a signed entry timestamp (SET), a Merkle inclusion proof and a signed
-//! checkpoint; and the message signature over the blob itself.
+//! a signed entry timestamp (SET) and, in the v0.3 bundle, a Merkle
+//! inclusion proof and a signed checkpoint; and the message signature over
+//! the blob itself.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -212,15 +214,15 @@ impl TestSigstore {
             .to_vec()
     }
 
-    /// A v0.3 bundle (cosign's `--bundle`) signing `data` as `identity`
-    /// from `issuer`, logged a minute ago.
-    pub fn sign(&self, data: &[u8], identity: &str, issuer: &str) -> Vec<u8> {
+    /// Everything a bundle carries for `data` signed as `identity` from
+    /// `issuer`, logged a minute ago.
+    fn material(&self, data: &[u8], identity: &str, issuer: &str) -> Material {
         let now = jiff::Timestamp::now().as_second() - 60;
         let now_ms = u64::try_from(now).unwrap() * 1000;
         let key = KeyPair::generate().expect("signing key");
         let cert = self.leaf(&key, identity, issuer, now_ms);
         let signature = sign(&key, data);
-        let digest = Sha256::digest(data);
+        let digest: [u8; 32] = Sha256::digest(data).into();
         let cert_pem = format!(
             "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
             B64.encode(&cert)
@@ -258,31 +260,88 @@ impl TestSigstore {
             "{note}\n\u{2014} rekor.test.invalid {}\n",
             B64.encode(hint_sig)
         );
+        Material {
+            cert,
+            cert_pem,
+            signature,
+            digest,
+            body,
+            now,
+            log_index,
+            log_id,
+            set,
+            sibling,
+            root,
+            checkpoint,
+        }
+    }
+
+    /// A v0.3 Sigstore bundle (what cosign 3 writes for `--bundle`)
+    /// signing `data` as `identity` from `issuer`, logged a minute ago.
+    pub fn sign(&self, data: &[u8], identity: &str, issuer: &str) -> Vec<u8> {
+        let m = self.material(data, identity, issuer);
         let bundle = json!({
             "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
             "verificationMaterial": {
-                "certificate": {"rawBytes": B64.encode(&cert)},
+                "certificate": {"rawBytes": B64.encode(&m.cert)},
                 "tlogEntries": [{
-                    "logIndex": log_index.to_string(),
-                    "logId": {"keyId": B64.encode(log_id)},
+                    "logIndex": m.log_index.to_string(),
+                    "logId": {"keyId": B64.encode(m.log_id)},
                     "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
-                    "integratedTime": now.to_string(),
-                    "inclusionPromise": {"signedEntryTimestamp": B64.encode(set)},
+                    "integratedTime": m.now.to_string(),
+                    "inclusionPromise": {"signedEntryTimestamp": B64.encode(&m.set)},
                     "inclusionProof": {
-                        "logIndex": log_index.to_string(),
-                        "rootHash": B64.encode(root),
+                        "logIndex": m.log_index.to_string(),
+                        "rootHash": B64.encode(m.root),
                         "treeSize": "2",
-                        "hashes": [B64.encode(sibling)],
-                        "checkpoint": {"envelope": checkpoint}
+                        "hashes": [B64.encode(m.sibling)],
+                        "checkpoint": {"envelope": m.checkpoint}
                     },
-                    "canonicalizedBody": B64.encode(&body)
+                    "canonicalizedBody": B64.encode(&m.body)
                 }]
             },
             "messageSignature": {
-                "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
-                "signature": B64.encode(&signature)
+                "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(m.digest)},
+                "signature": B64.encode(&m.signature)
             }
         });
         serde_json::to_vec_pretty(&bundle).unwrap()
     }
+
+    /// cosign's legacy bundle (what cosign 2 writes for `--bundle`, or
+    /// cosign 3 with `--new-bundle-format=false`): the signature, the
+    /// certificate and Rekor's signed entry timestamp, no inclusion proof.
+    pub fn sign_cosign_legacy(&self, data: &[u8], identity: &str, issuer: &str) -> Vec<u8> {
+        let m = self.material(data, identity, issuer);
+        let bundle = json!({
+            "base64Signature": B64.encode(&m.signature),
+            "cert": B64.encode(m.cert_pem.as_bytes()),
+            "rekorBundle": {
+                "SignedEntryTimestamp": B64.encode(&m.set),
+                "Payload": {
+                    "body": B64.encode(&m.body),
+                    "integratedTime": m.now,
+                    "logIndex": m.log_index,
+                    "logID": hex::encode(m.log_id)
+                }
+            }
+        });
+        serde_json::to_vec(&bundle).unwrap()
+    }
+}
+
+/// What a bundle carries.
+struct Material {
+    cert: Vec<u8>,
+    cert_pem: String,
+    signature: Vec<u8>,
+    digest: [u8; 32],
+    body: Vec<u8>,
+    now: i64,
+    log_index: u64,
+    log_id: [u8; 32],
+    set: Vec<u8>,
+    sibling: [u8; 32],
+    root: [u8; 32],
+    checkpoint: String,
 }

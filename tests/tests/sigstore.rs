@@ -53,6 +53,8 @@ fn text(o: &Output) -> String {
 enum Signed<'a> {
     /// A bundle from this instance for this identity.
     By(&'a TestSigstore, &'a str),
+    /// cosign 2's legacy bundle from this instance for this identity.
+    Legacy(&'a TestSigstore, &'a str),
     /// No bundle.
     Not,
 }
@@ -86,10 +88,19 @@ fn release(version: &str, signed: &Signed<'_>) -> FakeRelease {
             with_digest: true,
         },
     ];
-    if let Signed::By(sigstore, identity) = signed {
+    let bundle = match signed {
+        Signed::By(sigstore, identity) => {
+            Some(sigstore.sign(&sums, identity, GITHUB_ACTIONS_ISSUER))
+        }
+        Signed::Legacy(sigstore, identity) => {
+            Some(sigstore.sign_cosign_legacy(&sums, identity, GITHUB_ACTIONS_ISSUER))
+        }
+        Signed::Not => None,
+    };
+    if let Some(bundle) = bundle {
         assets.push(FakeAsset {
             name: format!("{sums_name}.bundle"),
-            data: sigstore.sign(&sums, identity, GITHUB_ACTIONS_ISSUER).into(),
+            data: bundle.into(),
             with_digest: true,
         });
     }
@@ -188,6 +199,68 @@ fn a_checksum_file_signed_by_the_release_workflow_verifies_and_the_proof_says_wh
         proof["by"],
         format!("Sigstore identity {WORKFLOW} (issuer {GITHUB_ACTIONS_ISSUER})")
     );
+}
+
+#[test]
+fn a_legacy_cosign_bundle_is_verified_the_same_way() {
+    let sigstore = TestSigstore::new("upstream");
+    let elsewhere = TestSigstore::new("elsewhere");
+    let server = serve(vec![
+        release("1.5.3", &Signed::Legacy(&sigstore, WORKFLOW)),
+        release("1.5.2", &Signed::Not),
+    ]);
+    let h = host(&server, &sigstore, "");
+    assert_eq!(
+        stage(h.path()).unwrap(),
+        format!(
+            concat!(
+                "verified by nginx-prometheus-exporter_1.5.3_checksums.txt, signed by ",
+                "Sigstore identity {w} (issuer {i})"
+            ),
+            w = WORKFLOW,
+            i = GITHUB_ACTIONS_ISSUER
+        )
+    );
+
+    let mut tampered = release("1.5.3", &Signed::Legacy(&sigstore, WORKFLOW));
+    tampered.assets[1].data =
+        b"0000000000000000000000000000000000000000000000000000000000000000  x\n"
+            .to_vec()
+            .into();
+    let fork = concat!(
+        "https://github.com/someone/nginx-prometheus-exporter",
+        "/.github/workflows/release.yml@refs/heads/main"
+    );
+    let mut no_cert = release("1.5.3", &Signed::Legacy(&sigstore, WORKFLOW));
+    let mut legacy: serde_json::Value = serde_json::from_slice(&no_cert.assets[2].data).unwrap();
+    legacy["cert"] = "bm90IGEgY2VydGlmaWNhdGU=".into();
+    no_cert.assets[2].data = serde_json::to_vec(&legacy).unwrap().into();
+    let cases = [
+        (tampered, "signature invalid"),
+        (
+            release("1.5.3", &Signed::Legacy(&sigstore, fork)),
+            "it was signed by `https://github.com/someone/",
+        ),
+        (
+            release("1.5.3", &Signed::Legacy(&elsewhere, WORKFLOW)),
+            "no log key valid",
+        ),
+        (
+            no_cert,
+            "the cosign bundle's certificate is not a PEM certificate",
+        ),
+    ];
+    for (bad, why) in cases {
+        let server = serve(vec![bad, release("1.5.2", &Signed::Not)]);
+        let h = host(&server, &sigstore, "");
+        let e = stage(h.path()).unwrap_err();
+        assert!(
+            e.contains("does not verify nginx-prometheus-exporter_1.5.3_checksums.txt")
+                && e.to_lowercase().contains(&why.to_lowercase()),
+            "{why}: {e}"
+        );
+        assert!(!staged_153(h.path()), "{why}");
+    }
 }
 
 #[test]

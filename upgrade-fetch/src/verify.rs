@@ -81,6 +81,14 @@ pub fn sigstore(
 
     let verifier = sigstore_verifier(trusted_root)?;
     let text = std::str::from_utf8(bundle).map_err(|_| "the bundle is not text".to_owned())?;
+    let converted;
+    let text = match legacy_cosign_bundle(text) {
+        Some(json) => {
+            converted = json?;
+            converted.as_str()
+        }
+        None => text,
+    };
     let bundle = Bundle::from_json(text)
         .map_err(|e| format!("the signature file does not read as a Sigstore bundle ({e})"))?;
     let wildcard = spec.identity.ends_with('*');
@@ -114,6 +122,92 @@ pub fn sigstore(
         "Sigstore identity {identity} (issuer {})",
         spec.issuer
     ))
+}
+
+/// cosign's own bundle, before the Sigstore bundle format (`cosign
+/// sign-blob --bundle` up to cosign 2, or `--new-bundle-format=false`):
+/// the signature, the certificate (base64 of its PEM) and Rekor's signed
+/// entry timestamp with the entry it covers.
+#[derive(serde::Deserialize)]
+struct LegacyBundle {
+    #[serde(rename = "base64Signature")]
+    signature: String,
+    cert: String,
+    #[serde(rename = "rekorBundle")]
+    rekor: LegacyRekor,
+}
+
+#[derive(serde::Deserialize)]
+struct LegacyRekor {
+    #[serde(rename = "SignedEntryTimestamp")]
+    set: String,
+    #[serde(rename = "Payload")]
+    payload: LegacyPayload,
+}
+
+#[derive(serde::Deserialize)]
+struct LegacyPayload {
+    body: String,
+    #[serde(rename = "integratedTime")]
+    integrated_time: i64,
+    #[serde(rename = "logIndex")]
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+/// The text of a v0.1 Sigstore bundle carrying the same material as a
+/// cosign legacy bundle (`None`: `text` is not one), for the verifier to
+/// check as it checks any v0.1 bundle: the signed entry timestamp stands
+/// for the log's inclusion, as cosign itself verifies such a bundle.
+fn legacy_cosign_bundle(text: &str) -> Option<Result<String, String>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if value.get("mediaType").is_some() || value.get("base64Signature").is_none() {
+        return None;
+    }
+    let convert = || -> Result<String, String> {
+        let legacy: LegacyBundle = serde_json::from_value(value)
+            .map_err(|e| format!("the cosign bundle is incomplete ({e})"))?;
+        let pem = B64
+            .decode(legacy.cert.trim())
+            .map_err(|_| "the cosign bundle's certificate is not base64".to_owned())?;
+        let pem = String::from_utf8_lossy(&pem);
+        let der: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+            .collect();
+        if der.is_empty() {
+            return Err("the cosign bundle's certificate is not a PEM certificate".into());
+        }
+        let body = B64
+            .decode(legacy.rekor.payload.body.trim())
+            .map_err(|_| "the cosign bundle's log entry is not base64".to_owned())?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| "the cosign bundle's log entry is not JSON".to_owned())?;
+        let log_id = hex::decode(&legacy.rekor.payload.log_id)
+            .map_err(|_| "the cosign bundle's logID is not hex".to_owned())?;
+        let bundle = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+            "verificationMaterial": {
+                "x509CertificateChain": {"certificates": [{"rawBytes": der}]},
+                "tlogEntries": [{
+                    "logIndex": legacy.rekor.payload.log_index.to_string(),
+                    "logId": {"keyId": B64.encode(log_id)},
+                    "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
+                    "integratedTime": legacy.rekor.payload.integrated_time.to_string(),
+                    "inclusionPromise": {"signedEntryTimestamp": legacy.rekor.set},
+                    "canonicalizedBody": legacy.rekor.payload.body,
+                }]
+            },
+            "messageSignature": {"signature": legacy.signature}
+        });
+        Ok(bundle.to_string())
+    };
+    Some(convert())
 }
 
 /// Checks a Sigstore `trusted_root.json` (its text): it reads, and every
