@@ -42,7 +42,7 @@ pub fn bin(name: &str) -> std::path::PathBuf {
 }
 
 /// Runs this workspace's `obs-upgrade` on `root` with `args`, without colour
-/// and without the caller's `RUST_LOG`, and waits for it.
+/// and without the caller's `RUST_LOG` or forge tokens, and waits for it.
 pub fn obs_upgrade(root: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(bin("obs-upgrade"))
         .arg("--root")
@@ -50,6 +50,11 @@ pub fn obs_upgrade(root: &std::path::Path, args: &[&str]) -> std::process::Outpu
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
+        .env_remove("OBS_UPGRADE_GITHUB_TOKEN")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GH_TOKEN")
+        .env_remove("OBS_UPGRADE_GITLAB_TOKEN")
+        .env_remove("GITLAB_TOKEN")
         .output()
         .expect("run obs-upgrade")
 }

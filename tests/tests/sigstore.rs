@@ -12,12 +12,11 @@
 //! the built-in trusted root.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use obs_upgrade_tests::archives::{self, fake_binary};
-use obs_upgrade_tests::bin;
 use obs_upgrade_tests::release_server::{FakeAsset, FakeRelease, ReleaseServer};
 use obs_upgrade_tests::sigstore::TestSigstore;
+use obs_upgrade_tests::{obs_upgrade as cli, output_text as text};
 use upgrade_core::catalog::{self, GITHUB_ACTIONS_ISSUER, Platform, SigstoreSpec};
 use upgrade_core::version::Version;
 
@@ -26,28 +25,6 @@ const WORKFLOW: &str = concat!(
     "https://github.com/nginx/nginx-prometheus-exporter",
     "/.github/workflows/release.yml@refs/heads/main"
 );
-
-fn cli(root: &Path, args: &[&str]) -> Output {
-    Command::new(bin("obs-upgrade"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("OBS_UPGRADE_GITHUB_TOKEN")
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("GH_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// How the checksum file of a fake release is signed.
 enum Signed<'a> {

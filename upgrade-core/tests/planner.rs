@@ -355,9 +355,10 @@ fn cycle_is_a_config_error_naming_it() {
 
 #[test]
 fn skips_say_why() {
-    let s = stack(
-        "components:\n  node_exporter: {}\n  mysqld_exporter: {allow: none}\n  alertmanager: {track: 0.28.1}\n  loki: {}\n",
-    );
+    let s = stack(concat!(
+        "components:\n  node_exporter: {}\n  mysqld_exporter: {allow: none}\n",
+        "  alertmanager: {track: 0.28.1}\n  loki: {}\n",
+    ));
     let p = run(
         &s,
         &[
@@ -457,9 +458,10 @@ fn prereleases_only_when_asked() {
 
 #[test]
 fn phases_and_dependencies_order_the_steps() {
-    let s = stack(
-        "components:\n  prometheus: {allow: major}\n  alertmanager: {allow: major}\n  node_exporter: {}\n  mysqld_exporter: {depends_on: [node_exporter]}\n",
-    );
+    let s = stack(concat!(
+        "components:\n  prometheus: {allow: major}\n  alertmanager: {allow: major}\n",
+        "  node_exporter: {}\n  mysqld_exporter: {depends_on: [node_exporter]}\n",
+    ));
     let p = run(
         &s,
         &[
@@ -514,6 +516,11 @@ fn phases_and_dependencies_order_the_steps() {
 
 // ---- properties ----
 
+/// One of the components the property's stack knows.
+fn arb_name() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["prometheus", "alertmanager", "node_exporter"])
+}
+
 fn arb_version() -> impl Strategy<Value = Version> {
     (
         0u64..4,
@@ -554,34 +561,61 @@ proptest! {
 
     #[test]
     fn planner_invariants(
-        installed in prop::collection::btree_map(prop::sample::select(vec!["prometheus", "alertmanager", "node_exporter"]), arb_version(), 1..4),
-        avail in prop::collection::vec((prop::sample::select(vec!["prometheus", "alertmanager", "node_exporter"]), arb_version(), 0i64..30), 0..25),
+        installed in prop::collection::btree_map(arb_name(), arb_version(), 1..4),
+        avail in prop::collection::vec((arb_name(), arb_version(), 0i64..30), 0..25),
         deny in prop::collection::vec(arb_version(), 0..3),
         pin in prop::option::of(arb_version()),
         allow in prop::sample::select(vec!["none", "patch", "minor", "major"]),
         prereleases in any::<bool>(),
     ) {
-        let deny_list: Vec<String> = deny.iter().map(|d| format!("'{}'", d.without_build())).collect();
-        let track = pin.as_ref().map(|p| format!(", track: '{}'", p.without_build())).unwrap_or_default();
+        let deny_list: Vec<String> =
+            deny.iter().map(|d| format!("'{}'", d.without_build())).collect();
+        let track = pin
+            .as_ref()
+            .map(|p| format!(", track: '{}'", p.without_build()))
+            .unwrap_or_default();
         let yaml = format!(
-            "defaults: {{allow: {allow}, min_release_age: 3d, prereleases: {prereleases}, deny: [{}]}}\ncomponents:\n  prometheus: {{}}\n  alertmanager: {{}}\n  node_exporter: {{phase: exporters{track}}}\n",
-            deny_list.join(", ")
+            concat!(
+                "defaults: {{allow: {allow}, min_release_age: 3d, prereleases: {prereleases}, ",
+                "deny: [{deny}]}}\ncomponents:\n  prometheus: {{}}\n  alertmanager: {{}}\n",
+                "  node_exporter: {{phase: exporters{track}}}\n"
+            ),
+            allow = allow,
+            prereleases = prereleases,
+            deny = deny_list.join(", "),
+            track = track
         );
         let s = Stack::from_text(&yaml, Format::Yaml, "p.yaml", None).unwrap();
-        let installed: BTreeMap<String, Version> = installed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let installed: BTreeMap<String, Version> =
+            installed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let mut available: BTreeMap<String, Vec<Release>> = BTreeMap::new();
         for (n, ver, age) in avail {
             available.entry(n.to_owned()).or_default().push(Release::new(ver, Some(days_ago(age))));
         }
-        let p = plan(PlanInput { stack: &s, installed: &installed, available: &available, now: now(), holds: &upgrade_core::holds::Holds::default(), advisories: &BTreeMap::new() });
+        let p = plan(PlanInput {
+            stack: &s,
+            installed: &installed,
+            available: &available,
+            now: now(),
+            holds: &upgrade_core::holds::Holds::default(),
+            advisories: &BTreeMap::new(),
+        });
 
         for step in p.steps() {
             // Never a denied version.
             let policy = &s.components[&step.component].policy;
-            prop_assert!(!policy.deny.iter().any(|d| d.matches(&step.to)), "denied {} planned", step.to);
+            prop_assert!(
+                !policy.deny.iter().any(|d| d.matches(&step.to)),
+                "denied {} planned",
+                step.to
+            );
             // Never a downgrade unless a pin below the installed version asks for it.
             if step.to.cmp_precedence(&step.from).is_lt() {
-                prop_assert!(matches!(&policy.track, Track::Pinned(p) if p.same_release(&step.to)), "downgrade to {}", step.to);
+                prop_assert!(
+                    matches!(&policy.track, Track::Pinned(p) if p.same_release(&step.to)),
+                    "downgrade to {}",
+                    step.to
+                );
                 prop_assert!(step.needs_approval);
             }
             // Only known releases.
@@ -591,7 +625,9 @@ proptest! {
         // Never a resulting set that breaks a `requires` rule the installed set kept.
         let holds = |set: &BTreeMap<String, Version>| s.rules.requires.iter().all(|r| {
             match (set.get(&r.component), set.get(&r.needs)) {
-                (Some(x), Some(y)) => !req_matches(&r.versions, x) || req_matches(&r.needs_versions, y),
+                (Some(x), Some(y)) => {
+                    !req_matches(&r.versions, x) || req_matches(&r.needs_versions, y)
+                }
                 _ => true,
             }
         });
