@@ -30,19 +30,21 @@ pub fn config_check(host: &Host) -> Result<ConfigCheckReport, Error> {
     host.check_pins()?;
     let stack = host.stack();
     for (name, comp) in &stack.components {
-        let Some(path) = &comp.spec.sigstore_trusted_root else {
-            continue;
+        let checked = match upgrade_fetch::store::sigstore_trusted_root(comp) {
+            Ok(None) => continue,
+            Ok(Some(text)) => upgrade_fetch::verify::sigstore_trusted_root(&text).map_err(|why| {
+                let path = comp
+                    .spec
+                    .sigstore_trusted_root
+                    .as_deref()
+                    .unwrap_or_default();
+                format!("{path}: {why}")
+            }),
+            Err(e) => Err(e.to_string()),
         };
-        let text = upgrade_state::fsutil::read_capped(
-            std::path::Path::new(path),
-            upgrade_fetch::store::MAX_CHECKSUMS,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_owned()))
-        .and_then(|t| upgrade_fetch::verify::sigstore_trusted_root(&t));
-        if let Err(why) = text {
+        if let Err(why) = checked {
             return Err(Error::Usage(format!(
-                "components.{name}.sigstore_trusted_root: {path}: {why}; give a Sigstore \
+                "components.{name}.sigstore_trusted_root: {why}; give a Sigstore \
                  trusted_root.json, or remove the key to use the built-in one"
             )));
         }

@@ -27,7 +27,7 @@ pub use error::Error;
 use error::io_err;
 pub use marker::MARKER;
 use marker::Marker;
-pub use stage::{Fetched, MAX_CHECKSUMS};
+pub use stage::{Fetched, MAX_CHECKSUMS, sigstore_trusted_root};
 
 /// The store.
 #[derive(Debug, Clone)]

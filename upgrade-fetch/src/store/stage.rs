@@ -561,7 +561,7 @@ impl Store {
 
 /// The text of the component's `sigstore_trusted_root`, bounded; `None`
 /// for the built-in public-good root.
-fn sigstore_trusted_root(comp: &Component) -> Result<Option<String>, Error> {
+pub fn sigstore_trusted_root(comp: &Component) -> Result<Option<String>, Error> {
     let Some(path) = &comp.spec.sigstore_trusted_root else {
         return Ok(None);
     };
